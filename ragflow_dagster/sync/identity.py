@@ -1,0 +1,168 @@
+"""The identity contract: how a RAGFlow document is tied to a source file.
+
+Every document the package manages carries these ``meta_fields`` (a public contract: users filter
+retrieval on them with ``metadata_condition``):
+
+=================  ==========================================================================
+key                value
+=================  ==========================================================================
+``managed_by``     always ``"ragflow-dagster"``; documents without it are never touched
+``source_uri``     URI of the file (``file:///abs/root/a/b.pdf`` or ``s3://bucket/prefix/a/b.pdf``)
+``source_path``    relative POSIX path inside the source root; the identity of the document
+``sha256``         hex sha256 of the uploaded bytes
+``size``           size in bytes of the uploaded bytes
+``change_token``   the source's cheap change token when uploaded (``size-mtime_ns`` or the ETag)
+=================  ==========================================================================
+
+The document *name* shows the relative path as far as the server allows (255 UTF-8 bytes; longer
+paths keep their start, a short hash and the extension).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MANAGED_BY = "ragflow-dagster"
+
+META_MANAGED_BY = "managed_by"
+META_SOURCE_URI = "source_uri"
+META_SOURCE_PATH = "source_path"
+META_SHA256 = "sha256"
+META_SIZE = "size"
+META_CHANGE_TOKEN = "change_token"
+
+META_KEYS = (
+    META_MANAGED_BY,
+    META_SOURCE_URI,
+    META_SOURCE_PATH,
+    META_SHA256,
+    META_SIZE,
+    META_CHANGE_TOKEN,
+)
+
+NAME_LIMIT_BYTES = 255
+"""RAGFlow's limit on a document name (``FILE_NAME_LEN_LIMIT``), in UTF-8 bytes."""
+
+PARTITION_KEY_LIMIT = 64
+"""Longest partition key kept verbatim (MySQL run storage indexes the first 64 characters)."""
+
+_RENAMED = re.compile(r"^(?P<stem>.*?)\((?P<n>\d+)\)$")
+_UNSAFE_KEY_CHARS = re.compile(r"[|,\[\]\x00-\x1f\x7f]")
+
+
+def managed_meta(
+    *, source_uri: str, path: str, sha256: str, size: int, change_token: str
+) -> dict[str, str | int]:
+    """The ``meta_fields`` a managed document carries.
+
+    Example:
+        >>> managed_meta(source_uri="s3://b/a.txt", path="a.txt", sha256="ab", size=2,
+        ...              change_token="e1")["managed_by"]
+        'ragflow-dagster'
+    """
+    return {
+        META_MANAGED_BY: MANAGED_BY,
+        META_SOURCE_URI: source_uri,
+        META_SOURCE_PATH: path,
+        META_SHA256: sha256,
+        META_SIZE: int(size),
+        META_CHANGE_TOKEN: change_token,
+    }
+
+
+def managed_path(meta_fields: Mapping[str, Any] | None) -> str | None:
+    """The source path of a managed document, or ``None`` when the document is not ours."""
+    if not meta_fields or meta_fields.get(META_MANAGED_BY) != MANAGED_BY:
+        return None
+    path = meta_fields.get(META_SOURCE_PATH)
+    return path if isinstance(path, str) and path else None
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    base = posixpath.basename(name)
+    dot = base.rfind(".")
+    if dot <= 0:
+        return name, ""
+    return name[: len(name) - len(base) + dot], base[dot:]
+
+
+def document_name(path: str) -> str:
+    """The RAGFlow document name for a relative path.
+
+    The full path when it fits in 255 UTF-8 bytes; otherwise its start, ``~`` and 8 hex digits of
+    its sha1, and the extension (RAGFlow derives the file type from it).
+
+    Example:
+        >>> document_name("reports/2024/q1.pdf")
+        'reports/2024/q1.pdf'
+    """
+    if len(path.encode("utf-8")) <= NAME_LIMIT_BYTES:
+        return path
+    stem, ext = _split_ext(path)
+    tag = "~" + hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
+    budget = NAME_LIMIT_BYTES - len(ext.encode("utf-8")) - len(tag)
+    head = stem.encode("utf-8")[: max(budget, 0)].decode("utf-8", errors="ignore")
+    return head + tag + ext
+
+
+def matches_document_name(doc_name: str, path: str) -> bool:
+    """True when ``doc_name`` names ``path``, possibly renamed by the server (``a(1).txt``).
+
+    Example:
+        >>> matches_document_name("docs/a(2).txt", "docs/a.txt")
+        True
+    """
+    expected = document_name(path)
+    if doc_name == expected:
+        return True
+    exp_stem, exp_ext = _split_ext(expected)
+    stem, ext = _split_ext(doc_name)
+    if ext != exp_ext:
+        return False
+    m = _RENAMED.match(stem)
+    return bool(m) and m.group("stem").rstrip() == exp_stem.rstrip()
+
+
+def partition_key(path: str) -> str:
+    """The dynamic-partition key of a relative path.
+
+    The path itself when it is short and clean; otherwise ``h-`` and 20 hex digits of its sha256
+    (the path is kept in run metadata). Keys never contain ``...`` (Dagster's range separator) nor
+    ``| , [ ]`` and stay within 64 characters.
+
+    Example:
+        >>> partition_key("a/b.txt")
+        'a/b.txt'
+        >>> partition_key("x" * 80 + ".txt")[:2]
+        'h-'
+    """
+    if (
+        len(path) <= PARTITION_KEY_LIMIT
+        and "..." not in path
+        and not path.startswith("h-")
+        and path == path.strip()
+        and not _UNSAFE_KEY_CHARS.search(path)
+    ):
+        return path
+    return "h-" + hashlib.sha256(path.encode("utf-8")).hexdigest()[:20]
+
+
+def shard_of(path: str, shards: int) -> int:
+    """Stable shard number of a path for hash-sharded static partitions."""
+    digest = hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def shard_key(index: int, shards: int) -> str:
+    """Static partition key of shard ``index`` (zero-padded, sorts in order)."""
+    width = len(str(shards - 1))
+    return f"shard-{index:0{width}d}"
+
+
+def shard_keys(shards: int) -> list[str]:
+    """All static partition keys for ``shards`` shards."""
+    return [shard_key(i, shards) for i in range(shards)]

@@ -1,0 +1,175 @@
+"""The sync report: what a sync did, in numbers and per file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+REPORT_COUNTS = (
+    "scanned",
+    "uploaded",
+    "replaced",
+    "moved",
+    "deleted",
+    "unchanged",
+    "skipped",
+    "failed",
+    "adopted",
+    "relabelled",
+    "deduplicated",
+    "reparsed",
+    "parsed",
+    "parse_failed",
+    "parse_pending",
+)
+"""Keys of :meth:`SyncReport.counts`; the first eight are the stable contract of the JSON report."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What happened to one path."""
+
+    path: str
+    action: str
+    status: str  # "ok" | "failed" | "planned" | "withheld" | "pending"
+    doc_id: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class SyncReport:
+    """Counts, bytes, durations and per-file outcomes of one sync.
+
+    Thread-safe for the executor's workers (``add``/``record``).
+
+    Example:
+        >>> r = SyncReport(dataset_id="d1", source_uri="file:///x")
+        >>> r.add("uploaded", 2)
+        >>> r.to_dict()["uploaded"]
+        2
+    """
+
+    dataset_id: str
+    source_uri: str
+    dataset_name: str | None = None
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORT_COUNTS, 0))
+    bytes_uploaded: int = 0
+    durations: dict[str, float] = field(default_factory=dict)
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    guard_message: str | None = None
+    listing_complete: bool = True
+    api_calls: int = 0
+    rounds: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + n
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_uploaded += n
+
+    def record(
+        self,
+        path: str,
+        action: str,
+        status: str,
+        *,
+        doc_id: str | None = None,
+        detail: str = "",
+    ) -> None:
+        with self._lock:
+            self.outcomes.append(FileOutcome(path, action, status, doc_id, detail))
+            if status == "failed":
+                self.errors.append(f"{path}: {action}: {detail}")
+
+    @property
+    def guard_refused(self) -> bool:
+        return self.guard_message is not None
+
+    @property
+    def converged(self) -> bool:
+        """True when nothing failed, nothing is still parsing and the guard refused nothing."""
+        return (
+            self.counts.get("failed", 0) == 0
+            and self.counts.get("parse_failed", 0) == 0
+            and self.counts.get("parse_pending", 0) == 0
+            and not self.guard_refused
+            and self.listing_complete
+        )
+
+    @property
+    def total_seconds(self) -> float:
+        return self.durations.get("total", sum(self.durations.values()))
+
+    def to_dict(self, *, max_outcomes: int | None = 0) -> dict[str, Any]:
+        """Plain-JSON form. The counts sit at the top level (``scanned``, ``uploaded``, ...).
+
+        Args:
+            max_outcomes: How many per-file outcomes to include (None: all, 0: none).
+        """
+        total = self.total_seconds
+        data: dict[str, Any] = dict(self.counts)
+        data.update(
+            dataset_id=self.dataset_id,
+            dataset_name=self.dataset_name,
+            source_uri=self.source_uri,
+            dry_run=self.dry_run,
+            converged=self.converged,
+            listing_complete=self.listing_complete,
+            guard_refused=self.guard_refused,
+            guard_message=self.guard_message,
+            bytes_uploaded=self.bytes_uploaded,
+            durations_s={k: round(v, 3) for k, v in self.durations.items()},
+            files_per_s=round(self.counts.get("scanned", 0) / total, 1) if total else None,
+            upload_mb_per_s=round(self.bytes_uploaded / total / 1e6, 2) if total else None,
+            api_calls=self.api_calls,
+            rounds=self.rounds,
+            errors=self.errors[:100],
+        )
+        if max_outcomes != 0:
+            chosen = self.outcomes if max_outcomes is None else self.outcomes[:max_outcomes]
+            data["outcomes"] = [
+                {
+                    "path": o.path,
+                    "action": o.action,
+                    "status": o.status,
+                    "doc_id": o.doc_id,
+                    "detail": o.detail,
+                }
+                for o in chosen
+            ]
+        return data
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(**kwargs), sort_keys=False, default=str)
+
+    def summary(self) -> str:
+        """One human line per interesting figure."""
+        c = self.counts
+        lines = [
+            f"dataset {self.dataset_name or self.dataset_id} <- {self.source_uri}"
+            + (" (dry run)" if self.dry_run else ""),
+            f"scanned {c['scanned']}, uploaded {c['uploaded']}, replaced {c['replaced']}, "
+            f"moved {c['moved']}, deleted {c['deleted']}, unchanged {c['unchanged']}, "
+            f"skipped {c['skipped']}, failed {c['failed']}",
+            f"adopted {c['adopted']}, relabelled {c['relabelled']}, deduplicated "
+            f"{c['deduplicated']}, parsed {c['parsed']}, parse failed {c['parse_failed']}, "
+            f"still parsing {c['parse_pending']}",
+            f"{self.bytes_uploaded / 1e6:.1f} MB uploaded in {self.total_seconds:.1f}s, "
+            f"{self.api_calls} API calls",
+        ]
+        if self.guard_message:
+            lines.append(self.guard_message)
+        if not self.listing_complete:
+            lines.append("the source listing was incomplete: no document was deleted for it")
+        for err in self.errors[:10]:
+            lines.append(f"error: {err}")
+        if len(self.errors) > 10:
+            lines.append(f"... and {len(self.errors) - 10} more errors")
+        return "\n".join(lines)
