@@ -91,6 +91,7 @@ class Adopt:
     entry: SourceEntry
     doc_id: str
     old_ids: tuple[str, ...] = ()
+    doc_name: str = ""
     kind: str = "adopt"
 
     @property
@@ -366,7 +367,9 @@ def plan_sync(
         old_ids = tuple(d.id for d in docs)
         if strays:
             adopt, *rest = sorted(strays, key=lambda d: d.create_time or 0, reverse=True)
-            actions.append(Adopt(entry=entry, doc_id=adopt.id, old_ids=old_ids))
+            actions.append(
+                Adopt(entry=entry, doc_id=adopt.id, old_ids=old_ids, doc_name=adopt.name)
+            )
             if rest:
                 actions.append(Delete(path=path, doc_ids=tuple(d.id for d in rest), reason="stray"))
             continue

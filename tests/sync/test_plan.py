@@ -168,7 +168,7 @@ def test_unmanaged_documents_are_never_touched():
 def test_unlabelled_leftover_of_interrupted_upload_is_adopted():
     left = Doc(name="dir/a.txt", size=10, run="UNSTART", chunk_count=0)
     plan = plan_sync([entry("dir/a.txt")], [left])
-    assert plan.actions == (Adopt(entry=entry("dir/a.txt"), doc_id=left.id),)
+    assert plan.actions == (Adopt(entry=entry("dir/a.txt"), doc_id=left.id, doc_name="dir/a.txt"),)
 
 
 def test_leftover_with_other_size_is_not_ours():
@@ -189,7 +189,9 @@ def test_leftover_of_interrupted_replace_is_adopted_and_replaces_the_old():
     left = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0)
     plan = plan_sync([entry("a.txt", sha="new")], [old, left])
     assert plan.actions == (
-        Adopt(entry=entry("a.txt", sha="new"), doc_id=left.id, old_ids=(old.id,)),
+        Adopt(
+            entry=entry("a.txt", sha="new"), doc_id=left.id, old_ids=(old.id,), doc_name="a(1).txt"
+        ),
     )
 
 
@@ -197,7 +199,7 @@ def test_two_leftovers_adopt_the_newest_and_delete_the_rest():
     a = Doc(name="a.txt", size=10, run="UNSTART", chunk_count=0, create_time=1)
     b = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0, create_time=2)
     plan = plan_sync([entry("a.txt")], [a, b])
-    assert Adopt(entry=entry("a.txt"), doc_id=b.id) in plan.actions
+    assert Adopt(entry=entry("a.txt"), doc_id=b.id, doc_name="a(1).txt") in plan.actions
     assert Delete(path="a.txt", doc_ids=(a.id,), reason="stray") in plan.actions
 
 
