@@ -1,5 +1,149 @@
-"""ragflow-dagster: keep RAGFlow datasets in sync with folders and S3 buckets, with Dagster."""
+"""ragflow-dagster: keep RAGFlow datasets in sync with folders and S3 buckets, with Dagster.
+
+The engine (client, sources, sync) imports nothing from Dagster; the Dagster layer (resource,
+assets, checks, sensors, Component) is loaded on first use, so ``from ragflow_dagster import
+RAGFlowClient`` stays cheap for the CLI and library users.
+
+Example:
+    >>> from ragflow_dagster import RAGFlowClient, LocalFolderSource, sync_source
+    >>> with RAGFlowClient("http://127.0.0.1:9380", "ragflow-...") as client:  # doctest: +SKIP
+    ...     ds = client.create_dataset("handbook")
+    ...     print(sync_source(client, LocalFolderSource("docs"), ds.id).summary())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # client (Dagster-free)
+    "RAGFlowClient": "ragflow_dagster.client",
+    "UploadFile": "ragflow_dagster.client",
+    "Dataset": "ragflow_dagster.client",
+    "Document": "ragflow_dagster.client",
+    "Chunk": "ragflow_dagster.client",
+    "RetrievalResult": "ragflow_dagster.client",
+    "DocAggregate": "ragflow_dagster.client",
+    "IndexTask": "ragflow_dagster.client",
+    "DatasetDrift": "ragflow_dagster.client",
+    "EnsuredDataset": "ragflow_dagster.client",
+    "ensure_dataset": "ragflow_dagster.client",
+    "RAGFlowError": "ragflow_dagster.client",
+    "RAGFlowAuthError": "ragflow_dagster.client",
+    "RAGFlowNotFoundError": "ragflow_dagster.client",
+    "RAGFlowConflictError": "ragflow_dagster.client",
+    "RAGFlowRateLimitedError": "ragflow_dagster.client",
+    "RAGFlowUnavailableError": "ragflow_dagster.client",
+    "RAGFlowPayloadTooLargeError": "ragflow_dagster.client",
+    "RAGFlowPartialUploadError": "ragflow_dagster.client",
+    "RAGFlowOutcomeUnknownError": "ragflow_dagster.client",
+    "RAGFlowUploadAmbiguousError": "ragflow_dagster.client",
+    # sources (Dagster-free)
+    "Source": "ragflow_dagster.sources",
+    "SourceEntry": "ragflow_dagster.sources",
+    "SkippedEntry": "ragflow_dagster.sources",
+    "SourceError": "ragflow_dagster.sources",
+    "LocalFolderSource": "ragflow_dagster.sources",
+    "S3Source": "ragflow_dagster.sources",
+    "FileFilters": "ragflow_dagster.sources",
+    "Inventory": "ragflow_dagster.sources",
+    "KnownFile": "ragflow_dagster.sources",
+    "HashingReader": "ragflow_dagster.sources",
+    "build_inventory": "ragflow_dagster.sources",
+    "source_from_uri": "ragflow_dagster.sources",
+    # sync engine (Dagster-free)
+    "SyncOptions": "ragflow_dagster.sync.engine",
+    "sync_source": "ragflow_dagster.sync.engine",
+    "SyncReport": "ragflow_dagster.sync.report",
+    "Plan": "ragflow_dagster.sync.plan",
+    "PlanOptions": "ragflow_dagster.sync.plan",
+    "plan_sync": "ragflow_dagster.sync.plan",
+    "MANAGED_BY": "ragflow_dagster.sync.identity",
+    "META_KEYS": "ragflow_dagster.sync.identity",
+    "RetrievalProbe": "ragflow_dagster.checks",
+    # Dagster layer
+    "RAGFlowResource": "ragflow_dagster.resource",
+    "DatasetConfig": "ragflow_dagster.assets",
+    "RAGFlowIngestion": "ragflow_dagster.assets",
+    "build_ragflow_ingestion": "ragflow_dagster.assets",
+    "Partitioning": "ragflow_dagster.partitions",
+    "PartitionedFrameIOManager": "ragflow_dagster.io_manager",
+    "build_ragflow_sensor": "ragflow_dagster.sensors",
+    "build_ragflow_reconcile_schedule": "ragflow_dagster.sensors",
+    "RAGFlowIngestionComponent": "ragflow_dagster.components",
+    # test support
+    "run_sandbox": "ragflow_dagster.sandbox",
+}
+
+__all__ = [
+    "MANAGED_BY",
+    "META_KEYS",
+    "Chunk",
+    "Dataset",
+    "DatasetConfig",
+    "DatasetDrift",
+    "DocAggregate",
+    "Document",
+    "EnsuredDataset",
+    "FileFilters",
+    "HashingReader",
+    "IndexTask",
+    "Inventory",
+    "KnownFile",
+    "LocalFolderSource",
+    "PartitionedFrameIOManager",
+    "Partitioning",
+    "Plan",
+    "PlanOptions",
+    "RAGFlowAuthError",
+    "RAGFlowClient",
+    "RAGFlowConflictError",
+    "RAGFlowError",
+    "RAGFlowIngestion",
+    "RAGFlowIngestionComponent",
+    "RAGFlowNotFoundError",
+    "RAGFlowOutcomeUnknownError",
+    "RAGFlowPartialUploadError",
+    "RAGFlowPayloadTooLargeError",
+    "RAGFlowRateLimitedError",
+    "RAGFlowResource",
+    "RAGFlowUnavailableError",
+    "RAGFlowUploadAmbiguousError",
+    "RetrievalProbe",
+    "RetrievalResult",
+    "S3Source",
+    "SkippedEntry",
+    "Source",
+    "SourceEntry",
+    "SourceError",
+    "SyncOptions",
+    "SyncReport",
+    "UploadFile",
+    "__version__",
+    "build_inventory",
+    "build_ragflow_ingestion",
+    "build_ragflow_reconcile_schedule",
+    "build_ragflow_sensor",
+    "ensure_dataset",
+    "plan_sync",
+    "run_sandbox",
+    "source_from_uri",
+    "sync_source",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ragflow_dagster' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

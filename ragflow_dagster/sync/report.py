@@ -20,6 +20,7 @@ REPORT_COUNTS = (
     "relabelled",
     "deduplicated",
     "reparsed",
+    "parse_requested",
     "parsed",
     "parse_failed",
     "parse_pending",

@@ -1,0 +1,201 @@
+"""P2: no-op resync of N unchanged files — ours vs its floor.
+
+Setup (not timed): N small files are generated and synced once (parsed, labelled) into a dataset
+of a sandbox running in its own process.
+
+Then, alternately and ``repeat`` times each (the best of each is kept):
+
+* ``floor``: a bare recursive ``os.scandir`` walk collecting ``(path, size, mtime_ns)`` plus one
+  paged listing of the dataset's documents (raw ``requests``, page size 100, keep-alive);
+* ``ours``: ``sync_source`` over the same folder and dataset; it must change nothing.
+
+Ratio: ``ours / floor`` (goal ≤ 1.3). API calls of ours are counted on the wire (goal ≤
+⌈N/100⌉ + 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    CallCounter,
+    ceil_div,
+    dump,
+    generate_tree,
+    list_all_documents,
+    log,
+    sandbox,
+    session_for,
+)
+
+GOAL_RATIO = 1.3
+DEFAULT_FILES = 100_000
+QUICK_FILES = 20_000
+
+
+def scandir_walk(root: str) -> list[tuple[str, int, int]]:
+    """The floor's walk: every regular file under ``root`` with its size and mtime."""
+    out: list[tuple[str, int, int]] = []
+    stack = [(root, "")]
+    while stack:
+        path, rel = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                name = rel + e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, name + "/"))
+                elif e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    out.append((name, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def measure_floor(base_url: str, api_key: str, root: Path, dataset_id: str) -> dict[str, Any]:
+    session = session_for(api_key)
+    t0 = time.perf_counter()
+    files = scandir_walk(str(root))
+    t_walk = time.perf_counter() - t0
+    docs = list_all_documents(session, base_url, dataset_id)
+    seconds = time.perf_counter() - t0
+    session.close()
+    return {
+        "seconds": seconds,
+        "walk_seconds": round(t_walk, 3),
+        "list_seconds": round(seconds - t_walk, 3),
+        "files": len(files),
+        "documents": len(docs),
+        "requests": ceil_div(max(len(docs), 1), 100),
+    }
+
+
+def measure_ours(client: Any, root: Path, dataset_id: str, *, workers: int) -> dict[str, Any]:
+    from ragflow_dagster.sources import LocalFolderSource
+    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+
+    counter = CallCounter()
+    counter.attach_client(client)
+    t0 = time.perf_counter()
+    report = sync_source(client, LocalFolderSource(root), dataset_id, SyncOptions(max_workers=workers))
+    seconds = time.perf_counter() - t0
+    client._session.hooks["response"].remove(counter.hook)
+    d = report.to_dict()
+    return {
+        "seconds": seconds,
+        "durations": d["durations_s"],
+        "counts": {
+            k: d[k]
+            for k in ("scanned", "unchanged", "uploaded", "replaced", "moved", "deleted", "failed")
+        },
+        "converged": d["converged"],
+        "api_calls": counter.total,
+        "calls_by_route": dict(counter.by_route),
+    }
+
+
+def seed(client: Any, root: Path, dataset_id: str, *, workers: int) -> dict[str, Any]:
+    """The first sync (not timed as part of the benchmark)."""
+    from ragflow_dagster.sources import LocalFolderSource
+    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+
+    t0 = time.perf_counter()
+    report = sync_source(
+        client,
+        LocalFolderSource(root),
+        dataset_id,
+        SyncOptions(max_workers=workers, parse_timeout=1800),
+    )
+    d = report.to_dict()
+    if d["uploaded"] != d["scanned"] or not d["converged"]:
+        raise RuntimeError(f"P2 setup sync did not converge: {report.summary()}")
+    return {"seconds": round(time.perf_counter() - t0, 1), "uploaded": d["uploaded"]}
+
+
+def run(
+    *,
+    files: int = DEFAULT_FILES,
+    workers: int = 8,
+    repeat: int = 2,
+    min_size: int = 64,
+    max_size: int = 1024,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """Run P2 and return its result record."""
+    from ragflow_dagster.client import RAGFlowClient
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-p2-", dir=workdir))
+    try:
+        root = tmp / "tree"
+        t0 = time.perf_counter()
+        _, total = generate_tree(
+            root, files, min_size=min_size, max_size=max_size, per_dir=1000, seed=11
+        )
+        log(f"P2: generated {files} files in {time.perf_counter() - t0:.1f}s")
+        result: dict[str, Any] = {"name": "P2 no-op resync", "files": files, "bytes": total}
+        with (
+            sandbox() as srv,
+            RAGFlowClient(srv.base_url, srv.api_key, pool_size=max(16, 2 * workers)) as client,
+        ):
+            ds = client.create_dataset(f"p2-{int(time.time())}")
+            log("P2: seeding (first sync, not timed)")
+            result["setup"] = seed(client, root, ds.id, workers=workers)
+            log(f"P2: seeded in {result['setup']['seconds']}s")
+            floors: list[dict[str, Any]] = []
+            ours: list[dict[str, Any]] = []
+            for i in range(repeat):
+                floors.append(measure_floor(srv.base_url, srv.api_key, root, ds.id))
+                ours.append(measure_ours(client, root, ds.id, workers=workers))
+                log(
+                    f"P2: round {i + 1}: floor {floors[-1]['seconds']:.2f}s, "
+                    f"ours {ours[-1]['seconds']:.2f}s ({ours[-1]['api_calls']} calls)"
+                )
+        best_floor = min(floors, key=lambda r: r["seconds"])
+        best_ours = min(ours, key=lambda r: r["seconds"])
+        ratio = best_ours["seconds"] / best_floor["seconds"]
+        call_budget = ceil_div(files, 100) + 5
+        max_calls = max(r["api_calls"] for r in ours)
+        noop = all(
+            r["counts"]["unchanged"] == files
+            and r["counts"]["uploaded"] + r["counts"]["replaced"] + r["counts"]["deleted"] == 0
+            for r in ours
+        )
+        result.update(
+            floor=best_floor,
+            ours=best_ours,
+            all_seconds={
+                "floor": [round(r["seconds"], 3) for r in floors],
+                "ours": [round(r["seconds"], 3) for r in ours],
+            },
+            ratios={"ours_over_floor": round(ratio, 3)},
+            api_calls={"ours_max": max_calls, "budget": call_budget},
+            noop=noop,
+            goals={
+                "ours_over_floor": {"goal": f"<= {GOAL_RATIO}", "met": ratio <= GOAL_RATIO},
+                "api_calls": {"goal": f"<= {call_budget}", "met": max_calls <= call_budget},
+                "nothing_changed": {"goal": "true", "met": noop},
+            },
+        )
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=DEFAULT_FILES)
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_FILES} files")
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args(argv)
+    files = QUICK_FILES if args.quick else args.files
+    print(dump(run(files=files, workers=args.workers, repeat=args.repeat)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Example dg project: RAGFlow ingestions declared in YAML."""

@@ -1,0 +1,157 @@
+"""`RAGFlowResource`: the thin Dagster resource around :class:`RAGFlowClient`.
+
+It holds configuration only (server address, API key, timeouts, retry and upload settings) and
+hands out one pooled client per resource instance with :meth:`RAGFlowResource.get_client`, in
+the manner of Dagster's official integrations (a plain client plus a ``ConfigurableResource``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from ragflow_dagster.client import Dataset, RAGFlowClient, ensure_dataset
+
+__all__ = ["RAGFlowResource"]
+
+_MiB = 1024 * 1024
+
+
+class RAGFlowResource(dg.ConfigurableResource):
+    """Connection settings for a RAGFlow server, and a client built from them.
+
+    Give the key as ``dg.EnvVar("RAGFLOW_API_KEY")`` so it is read in the run, never stored in
+    run configuration, and never shown (the field is excluded from ``repr``).
+
+    Example:
+        >>> import dagster as dg
+        >>> from ragflow_dagster.resource import RAGFlowResource
+        >>> ragflow = RAGFlowResource(
+        ...     base_url="http://ragflow:9380", api_key=dg.EnvVar("RAGFLOW_API_KEY"))
+        >>> @dg.asset
+        ... def manuals(ragflow: RAGFlowResource) -> None:
+        ...     ds = ragflow.ensure_dataset("manuals", chunk_method="naive")
+        ...     client = ragflow.get_client()
+        ...     print(sum(1 for _ in client.iter_documents(ds.id)))
+        >>> defs = dg.Definitions(assets=[manuals], resources={"ragflow": ragflow})
+    """
+
+    base_url: str = Field(description="RAGFlow server address, e.g. http://ragflow:9380.")
+    api_key: str = Field(
+        description="RAGFlow API key; use EnvVar('RAGFLOW_API_KEY').",
+        repr=False,
+    )
+    timeout: float = Field(
+        default=30.0, description="Seconds to wait for a connection and for each read."
+    )
+    upload_timeout: float = Field(
+        default=300.0, description="Read timeout of upload requests, in seconds."
+    )
+    max_retries: int = Field(
+        default=5, description="Retries of a failed call (connection errors, 429, 5xx)."
+    )
+    backoff: float = Field(default=0.5, description="First retry delay in seconds (doubles).")
+    max_backoff: float = Field(default=30.0, description="Longest computed retry delay.")
+    max_retry_after: float = Field(
+        default=120.0, description="Longest server Retry-After the client waits for."
+    )
+    pool_size: int = Field(default=16, description="Pooled connections to the server.")
+    max_request_bytes: int = Field(
+        default=64 * _MiB, description="Target maximum size of one upload request body."
+    )
+    max_files_per_request: int = Field(default=32, description="Files per upload request.")
+    verify_ssl: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    dataset_url_template: str | None = Field(
+        default=None,
+        description=(
+            "Link to a dataset in the RAGFlow web UI, with {dataset_id}; e.g. "
+            "'http://ragflow/dataset/files/{dataset_id}' (v0.2x UI). Shown in asset metadata."
+        ),
+    )
+
+    _client: RAGFlowClient | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def get_client(self) -> RAGFlowClient:
+        """Return this resource's client (created on first use, then shared; thread-safe).
+
+        Example:
+            >>> docs = list(ragflow.get_client().iter_documents(dataset_id))  # doctest: +SKIP
+        """
+        with self._lock:
+            if self._client is None:
+                self._client = RAGFlowClient(
+                    self.base_url,
+                    self.api_key,
+                    timeout=self.timeout,
+                    upload_timeout=self.upload_timeout,
+                    max_retries=self.max_retries,
+                    backoff=self.backoff,
+                    max_backoff=self.max_backoff,
+                    max_retry_after=self.max_retry_after,
+                    pool_size=self.pool_size,
+                    max_request_bytes=self.max_request_bytes,
+                    max_files_per_request=self.max_files_per_request,
+                    verify=self.verify_ssl,
+                )
+            return self._client
+
+    def dataset_url(self, dataset_id: str) -> str | None:
+        """The dataset's page in the RAGFlow web UI, if ``dataset_url_template`` is set.
+
+        Example:
+            >>> RAGFlowResource(base_url="http://r:9380", api_key="k",
+            ...     dataset_url_template="http://r/dataset/files/{dataset_id}").dataset_url("42")
+            'http://r/dataset/files/42'
+        """
+        if not self.dataset_url_template:
+            return None
+        return self.dataset_url_template.format(dataset_id=dataset_id)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the client's pooled connections when the step ends."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def ensure_dataset(
+        self,
+        name: str,
+        *,
+        chunk_method: str | None = None,
+        parser_config: Mapping[str, Any] | None = None,
+        embedding_model: str | None = None,
+        description: str | None = None,
+        permission: str | None = None,
+        update_if_empty: bool = True,
+        **create_extra: Any,
+    ) -> Dataset:
+        """Return the dataset called ``name``, creating it with these settings if missing.
+
+        Settings that differ from the server's are logged as warnings (Dagster log) and never
+        changed on a dataset that has documents; an empty dataset is updated to them (unless
+        ``update_if_empty=False``). For the details (created? updated? which drift?) call
+        :func:`ragflow_dagster.client.ensure_dataset` with :meth:`get_client`.
+
+        Example:
+            >>> ds = ragflow.ensure_dataset("manuals", chunk_method="naive",  # doctest: +SKIP
+            ...                             parser_config={"chunk_token_num": 256})
+        """
+        result = ensure_dataset(
+            self.get_client(),
+            name,
+            chunk_method=chunk_method,
+            parser_config=parser_config,
+            embedding_model=embedding_model,
+            description=description,
+            permission=permission,
+            update_if_empty=update_if_empty,
+            log=dg.get_dagster_logger("ragflow_dagster"),
+            **create_extra,
+        )
+        return result.dataset

@@ -1,0 +1,112 @@
+"""``evaluate_tick`` without Dagster: the decisions that need a controlled clock or run states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ragflow_dagster.partitions import Partitioning
+from ragflow_dagster.sensors import SensorCursor, SensorSettings, evaluate_tick
+from ragflow_dagster.sources import LocalFolderSource
+
+
+@dataclass
+class ScriptedRuns:
+    """Run states as the test says (our own RunLookup protocol, not a mock of a library)."""
+
+    state: str = "missing"
+    pinned: frozenset[str] = frozenset()
+    asked: list[str] = field(default_factory=list)
+
+    def status(self, run_key: str, since: float) -> str:
+        self.asked.append(run_key)
+        return self.state
+
+    def pinned_keys(self) -> frozenset[str]:
+        return self.pinned
+
+
+def _tick(root, cursor, partitions, runs, *, now=None, **settings):
+    out = evaluate_tick(
+        source=LocalFolderSource(root),
+        partitioning=Partitioning.files("t_files"),
+        cursor=cursor,
+        settings=SensorSettings(settle_seconds=0, **settings),
+        runs=runs,
+        partitions=partitions,
+        name="t",
+        now=now,
+    )
+    return out, [*partitions, *out.add_keys]
+
+
+def test_a_queued_reconcile_absorbs_later_changes(kit, tmp_path):
+    for i in range(3):
+        kit.write(tmp_path, f"f{i}.txt", str(i))
+    runs = ScriptedRuns()
+    out, keys = _tick(tmp_path, SensorCursor.initial("files", 256), [], runs)
+    kit.write(tmp_path, "f0.txt", "changed", age=100)
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    first = out.runs[0]
+    assert first.reconcile
+    runs.state = "queued"
+    kit.write(tmp_path, "f1.txt", "changed too", age=100)
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.runs == ()  # the queued run has not listed yet: it will see this change too
+    assert out.stats["absorbed_by"] == first.run_key
+    assert out.cursor.reconcile.run_key == first.run_key
+    runs.state = "running"
+    kit.write(tmp_path, "f2.txt", "changed while running", age=100)
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert len(out.runs) == 1 and out.runs[0].run_key != first.run_key
+
+
+def test_a_reconcile_that_never_appears_is_requested_again(kit, tmp_path):
+    kit.write(tmp_path, "a.txt")
+    kit.write(tmp_path, "b.txt")
+    runs = ScriptedRuns()
+    out, keys = _tick(tmp_path, SensorCursor.initial("files", 256), [], runs, now=1_000_000)
+    (tmp_path / "a.txt").unlink()
+    out, keys = _tick(tmp_path, out.cursor, keys, runs, now=1_000_100)
+    lost = out.runs[0]
+    out, keys = _tick(tmp_path, out.cursor, keys, runs, now=1_000_200)
+    assert out.runs == ()
+    out, keys = _tick(tmp_path, out.cursor, keys, runs, now=1_000_100 + 3601)
+    assert len(out.runs) == 1 and out.runs[0].reason == "retry"
+    assert out.runs[0].run_key != lost.run_key
+    assert out.cursor.reconcile.attempt == 2
+
+
+def test_removed_keys_wait_while_a_run_is_pinned_to_them(kit, tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        kit.write(tmp_path, name)
+    runs = ScriptedRuns()
+    out, keys = _tick(tmp_path, SensorCursor.initial("files", 256), [], runs)
+    (tmp_path / "a.txt").unlink()
+    (tmp_path / "c.txt").unlink()
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    runs.state = "success"
+    runs.pinned = frozenset({"a.txt"})
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.delete_keys == ("c.txt",)
+    keys = [k for k in keys if k not in out.delete_keys]
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.delete_keys == ()
+    runs.pinned = frozenset()
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.delete_keys == ("a.txt",)
+    assert out.cursor.reconcile is None
+
+
+def test_a_file_that_comes_back_keeps_its_partition(kit, tmp_path):
+    kit.write(tmp_path, "a.txt")
+    kit.write(tmp_path, "b.txt")
+    runs = ScriptedRuns()
+    out, keys = _tick(tmp_path, SensorCursor.initial("files", 256), [], runs)
+    (tmp_path / "a.txt").unlink()
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.runs[0].reconcile
+    kit.write(tmp_path, "a.txt", "back again")
+    runs.state = "success"
+    out, keys = _tick(tmp_path, out.cursor, keys, runs)
+    assert out.delete_keys == ()
+    assert "a.txt" in keys

@@ -1,0 +1,221 @@
+"""The sync engine end to end against the sandbox server over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ragflow_dagster.client import RAGFlowClient, UploadFile
+from ragflow_dagster.sources import LocalFolderSource
+from ragflow_dagster.sync.engine import SyncOptions, sync_source
+from ragflow_dagster.sync.identity import MANAGED_BY, managed_path
+
+
+@pytest.fixture
+def client(ragflow_sandbox):
+    with RAGFlowClient(ragflow_sandbox.base_url, ragflow_sandbox.api_key) as c:
+        yield c
+
+
+@pytest.fixture
+def dataset(client, request):
+    ds = client.create_dataset(f"engine_{request.node.name}"[:120])
+    yield ds
+    client.delete_datasets([ds.id])
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def managed_docs(client, dataset_id):
+    docs = list(client.iter_documents(dataset_id))
+    return {managed_path(d.meta_fields): d for d in docs if managed_path(d.meta_fields)}, docs
+
+
+TREE = {
+    "a.txt": "alpha apples are crisp and red\n" * 5,
+    "docs/b.md": "# Bravo\nbananas ripen in the sun\n" * 5,
+    "docs/deep/c.csv": "name,value\ncherry,3\n" * 5,
+    "d.json": '{"delta": "dates are sweet"}',
+}
+
+
+def test_first_sync_uploads_labels_and_parses_everything(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    assert report.counts["scanned"] == 4
+    assert report.counts["uploaded"] == 4 and report.counts["failed"] == 0
+    assert report.counts["parsed"] == 4 and report.converged
+    by_path, docs = managed_docs(client, dataset.id)
+    assert sorted(by_path) == sorted(TREE)
+    assert len(docs) == 4
+    doc = by_path["docs/deep/c.csv"]
+    assert doc.name == "docs/deep/c.csv"
+    assert doc.run == "DONE" and doc.chunk_count > 0
+    meta = doc.meta_fields
+    assert meta["managed_by"] == MANAGED_BY
+    assert meta["source_uri"] == (tmp_path / "docs/deep/c.csv").resolve().as_uri()
+    import hashlib
+
+    assert meta["sha256"] == hashlib.sha256(TREE["docs/deep/c.csv"].encode()).hexdigest()
+    assert int(meta["size"]) == len(TREE["docs/deep/c.csv"])
+
+
+def test_noop_resync_uploads_and_parses_nothing_with_one_listing(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    c = report.counts
+    assert (c["uploaded"], c["replaced"], c["moved"], c["deleted"]) == (0, 0, 0, 0)
+    assert c["unchanged"] == 4 and c["parse_requested"] == 0 and c["parsed"] == 0
+    if report.api_calls:  # the client counts its requests
+        assert report.api_calls <= 2
+
+
+def test_change_replaces_without_a_window_and_keeps_one_document(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    src = LocalFolderSource(tmp_path)
+    sync_source(client, src, dataset.id)
+    before, _ = managed_docs(client, dataset.id)
+    (tmp_path / "a.txt").write_text("alpha changed: apricots now\n" * 5)
+    report = sync_source(client, src, dataset.id)
+    assert report.counts["replaced"] == 1 and report.counts["unchanged"] == 3
+    after, docs = managed_docs(client, dataset.id)
+    assert len(docs) == 4
+    assert after["a.txt"].id != before["a.txt"].id
+    assert after["a.txt"].name == "a.txt"  # renamed back once the old version was deleted
+    assert after["a.txt"].run == "DONE"
+
+
+def test_touch_without_content_change_relabels_only(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    src = LocalFolderSource(tmp_path)
+    sync_source(client, src, dataset.id)
+    before, _ = managed_docs(client, dataset.id)
+    st = os.stat(tmp_path / "a.txt")
+    os.utime(tmp_path / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    report = sync_source(client, src, dataset.id)
+    assert report.counts["relabelled"] == 1 and report.counts["uploaded"] == 0
+    assert report.counts["parse_requested"] == 0
+    after, _ = managed_docs(client, dataset.id)
+    assert after["a.txt"].id == before["a.txt"].id
+    assert after["a.txt"].meta_fields["change_token"] != before["a.txt"].meta_fields["change_token"]
+
+
+def test_move_renames_without_reupload_or_reparse(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    src = LocalFolderSource(tmp_path)
+    sync_source(client, src, dataset.id)
+    before, _ = managed_docs(client, dataset.id)
+    (tmp_path / "archive").mkdir()
+    shutil.move(tmp_path / "docs/b.md", tmp_path / "archive/b.md")
+    report = sync_source(client, src, dataset.id)
+    assert report.counts["moved"] == 1
+    assert report.counts["uploaded"] == 0 and report.counts["deleted"] == 0
+    assert report.counts["parse_requested"] == 0
+    after, docs = managed_docs(client, dataset.id)
+    assert len(docs) == 4
+    assert after["archive/b.md"].id == before["docs/b.md"].id
+    assert after["archive/b.md"].name == "archive/b.md"
+    assert after["archive/b.md"].chunk_count == before["docs/b.md"].chunk_count
+
+
+def test_delete_removes_the_document(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    src = LocalFolderSource(tmp_path)
+    sync_source(client, src, dataset.id)
+    (tmp_path / "d.json").unlink()
+    report = sync_source(client, src, dataset.id)
+    assert report.counts["deleted"] == 1
+    after, docs = managed_docs(client, dataset.id)
+    assert "d.json" not in after and len(docs) == 3
+
+
+def test_mass_delete_guard_refuses_and_can_be_lifted(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = sync_source(client, LocalFolderSource(empty), dataset.id)
+    assert report.guard_refused and not report.converged
+    assert report.counts["deleted"] == 0
+    assert len(list(client.iter_documents(dataset.id))) == 4
+    report = sync_source(
+        client, LocalFolderSource(empty), dataset.id, SyncOptions(allow_mass_delete=True)
+    )
+    assert report.counts["deleted"] == 4
+    assert list(client.iter_documents(dataset.id)) == []
+
+
+def test_dry_run_touches_nothing(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(dry_run=True))
+    assert report.dry_run and report.counts["uploaded"] == 4
+    assert {o.status for o in report.outcomes} == {"planned"}
+    assert list(client.iter_documents(dataset.id)) == []
+
+
+def test_unmanaged_documents_are_left_alone(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    mine = tmp_path.parent / f"{tmp_path.name}-own.txt"
+    mine.write_text("uploaded by hand, with the same name as a synced file")
+    [own] = client.upload_documents(dataset.id, [UploadFile("a.txt", mine)])
+    client.parse_documents(dataset.id, [own.id])
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    assert report.counts["uploaded"] == 4
+    (tmp_path / "a.txt").unlink()
+    sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    ids = {d.id for d in client.iter_documents(dataset.id)}
+    assert own.id in ids
+    by_path, docs = managed_docs(client, dataset.id)
+    assert "a.txt" not in by_path and len(docs) == 4
+
+
+def test_interrupted_upload_is_adopted_not_duplicated(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    # an earlier run uploaded a.txt and died before labelling it
+    [left] = client.upload_documents(dataset.id, [UploadFile("a.txt", tmp_path / "a.txt")])
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    assert report.counts["adopted"] == 1 and report.counts["uploaded"] == 3
+    by_path, docs = managed_docs(client, dataset.id)
+    assert by_path["a.txt"].id == left.id and len(docs) == 4
+
+
+def test_dedupe_after_an_interrupted_replace(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    src = LocalFolderSource(tmp_path)
+    sync_source(client, src, dataset.id)
+    before, _ = managed_docs(client, dataset.id)
+    (tmp_path / "a.txt").write_text("new content of a\n" * 3)
+    # an interrupted replace: the new version landed (unlabelled), the old one is still there
+    [left] = client.upload_documents(dataset.id, [UploadFile("a.txt", tmp_path / "a.txt")])
+    assert left.name == "a(1).txt"
+    report = sync_source(client, src, dataset.id)
+    assert report.counts["adopted"] == 1 and report.counts["uploaded"] == 0
+    by_path, docs = managed_docs(client, dataset.id)
+    assert len(docs) == 4
+    assert by_path["a.txt"].id == left.id and before["a.txt"].id not in {d.id for d in docs}
+    assert by_path["a.txt"].name == "a.txt"
+
+
+def test_scope_restricts_the_sync_to_some_paths(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    opts = SyncOptions(in_scope=lambda p: p.startswith("docs/"))
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, opts)
+    assert report.counts["uploaded"] == 2
+    by_path, _ = managed_docs(client, dataset.id)
+    assert sorted(by_path) == ["docs/b.md", "docs/deep/c.csv"]
+
+
+def test_no_wait_starts_parsing_and_returns(client, dataset, tmp_path):
+    write_tree(tmp_path, TREE)
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(wait=False))
+    assert report.counts["uploaded"] == 4 and report.counts["parse_requested"] == 4
+    assert report.converged
