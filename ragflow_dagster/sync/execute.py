@@ -189,7 +189,9 @@ class PlanExecutor:
         entry = action.entry
         meta = self._meta(entry, entry.sha256, entry.size)
         try:
-            if entry.sha256 is None:
+            if entry.sha256 is None and isinstance(action, Move) and action.known_sha256:
+                meta = self._meta(entry, action.known_sha256, entry.size)
+            elif entry.sha256 is None:
                 meta = self._meta_hashing(entry)
             if isinstance(action, Move):
                 self._rename(action.doc_id, entry.path, meta)

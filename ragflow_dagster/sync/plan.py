@@ -101,12 +101,16 @@ class Adopt:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """Same content at a new path, gone from the old one: rename and relabel, no re-upload."""
+    """Same content at a new path, gone from the old one: rename and relabel, no re-upload.
+
+    ``known_sha256``: the document's stored sha256, valid for the entry when the match was made on
+    a content-hash change token (an S3 ETag), so the file need not be read to relabel it."""
 
     entry: SourceEntry
     doc_id: str
     from_path: str
     needs_parse: bool = False
+    known_sha256: str | None = None
     kind: str = "move"
 
     @property
@@ -385,6 +389,7 @@ def plan_sync(
                     doc_id=doc.id,
                     from_path=from_path,
                     needs_parse=opts.reparse_failed and _parse_state(doc) is not None,
+                    known_sha256=_stored_sha(doc) if entry.sha256 is None else None,
                 )
             )
             continue
