@@ -265,9 +265,16 @@ def _preference(doc: RemoteDocument) -> tuple[int, int, int]:
     return (state_rank, -(doc.chunk_count or 0), doc.create_time or 0)
 
 
+def _queued(doc: RemoteDocument) -> bool:
+    """UNSTART, but a parse task was received (RAGFlow shows its SCHEDULE state as UNSTART)."""
+    return doc.run in UNPARSED_STATES and bool(
+        getattr(doc, "progress_msg", "") or getattr(doc, "process_begin_at", None)
+    )
+
+
 def _parse_state(doc: RemoteDocument) -> str | None:
     """Why ``doc`` needs a parse, or None."""
-    if doc.run in UNPARSED_STATES:
+    if doc.run in UNPARSED_STATES and not _queued(doc):
         return "never parsed"
     if doc.run in FAILED_STATES:
         return "failed" if doc.run == "FAIL" else "cancelled"
@@ -434,7 +441,8 @@ def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -
         return [Relabel(entry=entry, doc_id=keep.id, needs_parse=needs_parse)]
     if needs_parse and reason is not None:
         return [Reparse(path=entry.path, doc_id=keep.id, reason=reason)]
-    return [Unchanged(path=entry.path, doc_id=keep.id, pending=keep.run in RUNNING_STATES)]
+    pending = keep.run in RUNNING_STATES or _queued(keep)
+    return [Unchanged(path=entry.path, doc_id=keep.id, pending=pending)]
 
 
 def _unrenamed(name: str) -> str | None:

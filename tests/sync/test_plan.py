@@ -257,6 +257,13 @@ def test_reparse_of_failures_can_be_switched_off_but_never_parsed_still_parses()
     assert plan.of_kind("reparse")[0].doc_id == never.id
 
 
+def test_queued_document_is_pending_not_reparsed():
+    doc = managed("a.txt", run="UNSTART")
+    doc.progress_msg = "09:00:01 Task has been received."
+    plan = plan_sync([entry("a.txt")], [doc])
+    assert plan.actions == (Unchanged(path="a.txt", doc_id=doc.id, pending=True),)
+
+
 def test_running_document_is_unchanged_but_pending():
     doc = managed("a.txt", run="RUNNING")
     plan = plan_sync([entry("a.txt")], [doc])
