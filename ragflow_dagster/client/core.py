@@ -278,6 +278,9 @@ class RAGFlowClient:
         self._secret = _Secret(api_key)
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
+        self.request_count = 0
+        """HTTP requests sent so far (retries included)."""
+        self._count_lock = threading.Lock()
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.pool_size = int(pool_size)
@@ -450,6 +453,8 @@ class RAGFlowClient:
                 kwargs["headers"] = {"Content-Type": body.content_type}
                 kwargs["data"] = body if body.length is not None else iter(body)
             try:
+                with self._count_lock:
+                    self.request_count += 1
                 resp = self._session.request(method, url, **kwargs)
             except UploadSourceError as exc:
                 cause = exc.cause
@@ -628,13 +633,20 @@ class RAGFlowClient:
         ):
             if value is not None:
                 body[key] = value
-        try:
-            reply = self._request("POST", "/datasets", json=body, idempotent=False)
-        except RAGFlowOutcomeUnknownError:
-            found = self.find_dataset(name)
-            if found is not None:
-                return found
-            raise
+        attempt = 0
+        while True:
+            try:
+                reply = self._request("POST", "/datasets", json=body, idempotent=False)
+                break
+            except RAGFlowOutcomeUnknownError:
+                # the answer was lost: the listing says whether the dataset landed; if it did not,
+                # sending again cannot make a duplicate
+                found = self.find_dataset(name)
+                if found is not None:
+                    return found
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise
         if isinstance(reply.data, Mapping) and reply.data.get("id"):
             return Dataset.from_api(reply.data)
         found = self.find_dataset(name)  # old servers answer {"code": 0} without data
@@ -1407,9 +1419,12 @@ class RAGFlowClient:
     ) -> dict[str, Any]:
         """Return each metadata key's values and counts across a dataset's documents.
 
+        Today's server answers ``{key: {"type": t, "values": [[value, count], ...]}}``, older ones
+        ``{key: [[value, count], ...]}``; both come back in the newer shape.
+
         Example:
             >>> client.metadata_summary(ds.id)  # doctest: +SKIP
-            {'author': [['alice', 2], ['bob', 1]]}
+            {'author': {'type': 'string', 'values': [['alice', 2], ['bob', 1]]}}
         """
         params = {}
         if document_ids:
@@ -1417,7 +1432,14 @@ class RAGFlowClient:
         reply = self._request("GET", f"/datasets/{dataset_id}/metadata/summary", params=params)
         data = reply.data if isinstance(reply.data, Mapping) else {}
         summary = data.get("summary", data)
-        return dict(summary) if isinstance(summary, Mapping) else {}
+        if not isinstance(summary, Mapping):
+            return {}
+        return {
+            key: dict(value)
+            if isinstance(value, Mapping)
+            else {"type": None, "values": list(value or [])}
+            for key, value in summary.items()
+        }
 
     def update_metadata(
         self,
@@ -1449,18 +1471,35 @@ class RAGFlowClient:
                 "give document_ids or metadata_condition, or all_documents=True to change every "
                 "document of the dataset"
             )
-        selector: dict[str, Any] = {}
-        if document_ids:
-            selector["document_ids"] = _id_list(document_ids, "document_ids")
-        if metadata_condition:
-            selector["metadata_condition"] = dict(metadata_condition)
-        body = {
-            "selector": selector,
-            "updates": [dict(u) for u in updates],
-            "deletes": [dict(d) for d in deletes],
-        }
-        reply = self._request("POST", f"/datasets/{dataset_id}/metadata/update", json=body)
-        return dict(reply.data) if isinstance(reply.data, Mapping) else {}
+        ids: list[str] | None = _id_list(document_ids, "document_ids") if document_ids else None
+        if metadata_condition and ids is None:
+            # The server intersects the condition with the (empty) id list, matching nothing, so
+            # resolve the condition through the document listing first.
+            ids = [
+                d.id for d in self.iter_documents(dataset_id, metadata_condition=metadata_condition)
+            ]
+            if not ids:
+                return {"updated": 0, "matched_docs": 0}
+        body = {"updates": [dict(u) for u in updates], "deletes": [dict(d) for d in deletes]}
+        if ids is None:  # all_documents
+            reply = self._request(
+                "POST", f"/datasets/{dataset_id}/metadata/update", json={"selector": {}, **body}
+            )
+            return dict(reply.data) if isinstance(reply.data, Mapping) else {}
+        total: dict[str, Any] = {"updated": 0, "matched_docs": 0}
+        for batch in _batches(ids, MAX_IDS_PER_CALL):
+            selector: dict[str, Any] = {"document_ids": batch}
+            if metadata_condition:
+                selector["metadata_condition"] = dict(metadata_condition)
+            reply = self._request(
+                "POST",
+                f"/datasets/{dataset_id}/metadata/update",
+                json={"selector": selector, **body},
+            )
+            data = reply.data if isinstance(reply.data, Mapping) else {}
+            for key in ("updated", "matched_docs"):
+                total[key] += int(data.get(key) or 0)
+        return total
 
     # ------------------------------------------------------------------ GraphRAG / RAPTOR
     def run_graphrag(self, dataset_id: str) -> str:

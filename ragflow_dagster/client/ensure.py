@@ -206,7 +206,9 @@ def ensure_dataset(
             top = d.setting.split(".", 1)[0]
             changes[top] = wanted[top]
         if "parser_config" in changes and parser_config is not None:
-            changes["parser_config"] = _deep_merge(existing.parser_config, parser_config)
+            # only the wanted keys: the server deep-merges them into what it has, and its strict
+            # model refuses some keys it returns itself (llm_id, table_context_size, ...)
+            changes["parser_config"] = dict(parser_config)
         log.info(
             "Updating empty RAGFlow dataset %r to the wanted settings: %s",
             existing.name,

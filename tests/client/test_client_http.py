@@ -306,7 +306,7 @@ def test_metadata_summary_and_batch_update(client, dataset):
     for d, author in zip(docs, ["alice", "alice", "bob"], strict=True):
         client.update_document(dataset.id, d.id, meta_fields={"author": author, "tags": ["x"]})
     summary = client.metadata_summary(dataset.id)
-    assert sorted(map(tuple, summary["author"])) == [("alice", 2), ("bob", 1)]
+    assert sorted(map(tuple, summary["author"]["values"])) == [("alice", 2), ("bob", 1)]
     res = client.update_metadata(
         dataset.id,
         metadata_condition={

@@ -1,7 +1,5 @@
 """`RAGFlowResource` inside a real Dagster run, configured with ``EnvVar``."""
 
-from __future__ import annotations
-
 import io
 import uuid
 

@@ -71,8 +71,9 @@ def docs_by_path(client: RAGFlowClient, name: str) -> dict[str, object]:
     }
 
 
-def run(ingestion, resources, tmp_path, *, instance=None, tags=None, partition_key=None,
-        run_config=None):
+def run(
+    ingestion, resources, tmp_path, *, instance=None, tags=None, partition_key=None, run_config=None
+):
     return dg.materialize(
         ingestion.assets,
         resources={**resources, **ingestion.resources(frames_dir=str(tmp_path / "frames"))},
@@ -90,8 +91,9 @@ def checks_of(result) -> dict[str, bool]:
 
 def test_specs_read_well_in_the_ui():
     ing = build_ragflow_ingestion(
-        source="/tmp", dataset="HR Handbook (2024)", freshness=dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(hours=2))
+        source="/tmp",
+        dataset="HR Handbook (2024)",
+        freshness=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
     )
     keys = {a.key.to_user_string() for a in ing.assets}
     assert keys == {
@@ -157,11 +159,14 @@ def test_unpartitioned_sync_with_envvar_resource(tree, resources, client, datase
 def test_dry_run_fails_the_blocking_check_and_skips_chunks(tree, resources, dataset_name, tmp_path):
     ing = build_ragflow_ingestion(source=str(tree), dataset=dataset_name, partitioning="none")
     docs_op = next(a for a in ing.assets if a.key.path[-1] == "documents").op.name
-    result = run(ing, resources, tmp_path,
-                 run_config={"ops": {docs_op: {"config": {"dry_run": True}}}})
+    result = run(
+        ing, resources, tmp_path, run_config={"ops": {docs_op: {"config": {"dry_run": True}}}}
+    )
     assert not result.success
     assert checks_of(result)["documents_match_source"] is False
-    assert not any(m.asset_key.path[-1] == "chunks" for m in result.get_asset_materialization_events())
+    assert not any(
+        m.asset_key.path[-1] == "chunks" for m in result.get_asset_materialization_events()
+    )
 
 
 def test_file_partitions_one_key_a_range_and_a_full_reconcile(
@@ -176,21 +181,34 @@ def test_file_partitions_one_key_a_range_and_a_full_reconcile(
     assert one.success
     assert sorted(docs_by_path(client, dataset_name)) == ["notes.json"]
 
-    rng = run(ing, resources, tmp_path, instance=instance,
-              tags={RANGE_START: keys[0], RANGE_END: keys[1]})
+    rng = run(
+        ing, resources, tmp_path, instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[1]}
+    )
     assert rng.success
     assert sorted(docs_by_path(client, dataset_name)) == sorted([*keys[:2], "notes.json"])
-    mats = [m for m in rng.get_asset_materialization_events() if m.asset_key.path[-1] == "documents"]
+    mats = [
+        m for m in rng.get_asset_materialization_events() if m.asset_key.path[-1] == "documents"
+    ]
     assert len(mats) == 2  # one materialization per partition of the range
 
-    full = run(ing, resources, tmp_path, instance=instance,
-               tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+    full = run(
+        ing,
+        resources,
+        tmp_path,
+        instance=instance,
+        tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+    )
     assert full.success and sorted(docs_by_path(client, dataset_name)) == sorted(TREE)
 
     # a removed file: the full reconcile deletes its document
     (tree / "guide/setup.txt").unlink()
-    rerun = run(ing, resources, tmp_path, instance=instance,
-                tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+    rerun = run(
+        ing,
+        resources,
+        tmp_path,
+        instance=instance,
+        tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+    )
     assert rerun.success
     assert "guide/setup.txt" not in docs_by_path(client, dataset_name)
 
