@@ -157,6 +157,13 @@ def test_unpartitioned_sync_with_envvar_resource(tree, resources, client, datase
 
 
 def test_dry_run_fails_the_blocking_check_and_skips_chunks(tree, resources, dataset_name, tmp_path):
+    import os
+    import time
+
+    old = time.time() - 3 * 3600  # changes made three hours ago, never synced
+    for p in tree.rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
     ing = build_ragflow_ingestion(source=str(tree), dataset=dataset_name, partitioning="none")
     docs_op = next(a for a in ing.assets if a.key.path[-1] == "documents").op.name
     result = run(
@@ -164,6 +171,7 @@ def test_dry_run_fails_the_blocking_check_and_skips_chunks(tree, resources, data
     )
     assert not result.success
     assert checks_of(result)["documents_match_source"] is False
+    assert checks_of(result)["sync_lag"] is False  # warns: three-hour-old changes are missing
     assert not any(
         m.asset_key.path[-1] == "chunks" for m in result.get_asset_materialization_events()
     )
@@ -233,3 +241,16 @@ def test_parse_failure_fails_the_chunks_check(tmp_path, resources, dataset_name,
     assert not result.success
     assert checks_of(result)["chunks_healthy"] is False
     assert checks_of(result)["documents_match_source"] is True
+
+
+def test_retrieval_probe_that_misses_fails_its_check(tree, resources, dataset_name, tmp_path):
+    ing = build_ragflow_ingestion(
+        source=str(tree),
+        dataset=dataset_name,
+        partitioning="none",
+        retrieval_probes=[RetrievalProbe("zeppelin keywords", "notes.json", top_n=1)],
+    )
+    result = run(ing, resources, tmp_path)
+    assert result.success  # a WARN check does not fail the run
+    assert checks_of(result)["retrieval_smoke_test"] is False
+    assert checks_of(result)["chunks_healthy"] is True
