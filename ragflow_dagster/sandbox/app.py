@@ -2042,18 +2042,9 @@ class SandboxApp:
         if "tag_feas" in req:
             chunk["tag_feas"] = req["tag_feas"]
         if "image_base64" in req:
-            image = req.get("image_base64")
-            if not isinstance(image, str) or not image.strip():
-                return err("`image_base64` must be a non-empty string")
-            try:
-                binary = base64.b64decode(image, validate=True)
-            except (binascii.Error, ValueError):
-                return err("Invalid `image_base64`")
-            if not binary:
-                return err("`image_base64` is empty")
-            self._store_image(kb_id, cid, binary)
-            chunk["img_id"] = f"{kb_id}-{cid}"
-            chunk["doc_type_kwd"] = "image"
+            problem = self._attach_image(kb_id, cid, req.get("image_base64"), chunk)
+            if problem is not None:
+                return problem
         chunk["token_num"] = count_tokens(doc["name"] or "") + count_tokens(content)
         self.store.add_chunk(chunk)
         out: dict[str, Any] = {
@@ -2075,6 +2066,23 @@ class SandboxApp:
 
     def _image_path(self, kb_id: str, name: str) -> Any:
         return self.store.blob_dir / kb_id / "images" / name.replace("/", "_")
+
+    def _attach_image(
+        self, kb_id: str, cid: str, image: Any, fields: dict[str, Any]
+    ) -> Response | None:
+        """Store a chunk's ``image_base64`` and point ``fields`` at it; an error reply if bad."""
+        if not isinstance(image, str) or not image.strip():
+            return err("`image_base64` must be a non-empty string")
+        try:
+            binary = base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            return err("Invalid `image_base64`")
+        if not binary:
+            return err("`image_base64` is empty")
+        self._store_image(kb_id, cid, binary)
+        fields["img_id"] = f"{kb_id}-{cid}"
+        fields["doc_type_kwd"] = "image"
+        return None
 
     def _store_image(self, kb_id: str, name: str, data: bytes) -> None:
         path = self._image_path(kb_id, name)
@@ -2165,18 +2173,9 @@ class SandboxApp:
         if "tag_feas" in req:
             changes["tag_feas"] = req["tag_feas"]
         if "image_base64" in req:
-            image = req.get("image_base64")
-            if not isinstance(image, str) or not image.strip():
-                return err("`image_base64` must be a non-empty string")
-            try:
-                binary = base64.b64decode(image, validate=True)
-            except (binascii.Error, ValueError):
-                return err("Invalid `image_base64`")
-            if not binary:
-                return err("`image_base64` is empty")
-            self._store_image(kb_id, cid, binary)
-            changes["img_id"] = f"{kb_id}-{cid}"
-            changes["doc_type_kwd"] = "image"
+            problem = self._attach_image(kb_id, cid, req.get("image_base64"), changes)
+            if problem is not None:
+                return problem
         if doc["parser_id"] == "qa":
             text = changes.get("content", chunk["content"] or "")
             parts = [t for t in re.split(r"[\n\t]", text) if len(t) > 1]
