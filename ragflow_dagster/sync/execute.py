@@ -85,7 +85,7 @@ class ExecuteOptions:
     parse_timeout: float = 3600.0
     parse_retries: int = 1
     poll_interval: float = 0.2
-    max_poll_interval: float = 5.0
+    max_poll_interval: float = 2.0
 
 
 @dataclass
