@@ -27,12 +27,58 @@ API = "/api/v1"
 PAGE_SIZE = 100
 """Largest page size today's RAGFlow accepts."""
 
-_WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu sync dataset "
-    "document parse chunk retrieval sensor partition asset bucket folder upload replace delete "
-    "ragflow dagster report metadata identity inventory planner executor streaming hash"
-).split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "sync",
+    "dataset",
+    "document",
+    "parse",
+    "chunk",
+    "retrieval",
+    "sensor",
+    "partition",
+    "asset",
+    "bucket",
+    "folder",
+    "upload",
+    "replace",
+    "delete",
+    "ragflow",
+    "dagster",
+    "report",
+    "metadata",
+    "identity",
+    "inventory",
+    "planner",
+    "executor",
+    "streaming",
+    "hash",
+]
 
 
 # --------------------------------------------------------------------------- machine

@@ -81,7 +81,9 @@ def measure_ours(client: Any, root: Path, dataset_id: str, *, workers: int) -> d
     counter = CallCounter()
     counter.attach_client(client)
     t0 = time.perf_counter()
-    report = sync_source(client, LocalFolderSource(root), dataset_id, SyncOptions(max_workers=workers))
+    report = sync_source(
+        client, LocalFolderSource(root), dataset_id, SyncOptions(max_workers=workers)
+    )
     seconds = time.perf_counter() - t0
     client._session.hooks["response"].remove(counter.hook)
     d = report.to_dict()

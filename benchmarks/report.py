@@ -34,7 +34,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
             )
         out.append(
             {
-                "figure": f"P1 initial sync, {n:,} files: vs floor (bare concurrent POSTs)",
+                "figure": f"P1 initial sync, {n:,} files: vs floor (bare POSTs + parse)",
                 "ours": _fmt_s(ours),
                 "baseline": _fmt_s(p1["floor_seconds"]),
                 "value": f"{p1['ratios']['floor_over_ours']:.2f}× the floor's speed",
@@ -173,9 +173,7 @@ def chart(results: dict[str, Any], path: str | Path) -> None:
             vals += [s3["tick_seconds"], s3["bare_seconds"]]
         panels.append(("P3 sensor tick (s)\n(local goal 3 s)", names, vals, "s", 3.0))
     if p4 := b.get("P4"):
-        panels.append(
-            ("P4 peak RSS (MB)\n1 GiB file", ["ours"], [p4["peak_rss_mb"]], "MB", 150.0)
-        )
+        panels.append(("P4 peak RSS (MB)\n1 GiB file", ["ours"], [p4["peak_rss_mb"]], "MB", 150.0))
     if p5 := b.get("P5"):
         panels.append(
             (f"P5 runs for {p5['files']:,} files", ["ours"], [float(p5["runs"])], "", 25.0)
@@ -186,7 +184,7 @@ def chart(results: dict[str, Any], path: str | Path) -> None:
     if len(panels) == 1:
         axes = [axes]
     colors = {"ours": "#2b7bb9"}
-    for ax, (title, names, vals, unit, goal) in zip(axes, panels, strict=True):
+    for ax, (title, names, vals, _unit, goal) in zip(axes, panels, strict=True):
         bars = ax.bar(names, vals, color=[colors.get(n, "#b0b0b0") for n in names])
         for bar, v in zip(bars, vals, strict=True):
             ax.annotate(

@@ -30,8 +30,11 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (module, full-size kwargs, quick kwargs)
     "P1": ("benchmarks.p1_initial_sync", {"files": 5000}, {"files": 1000}),
     "P2": ("benchmarks.p2_noop_resync", {"files": 100_000}, {"files": 20_000}),
-    "P3": ("benchmarks.p3_sensor_tick", {"files": 100_000, "keys": 100_000},
-           {"files": 20_000, "keys": 20_000}),
+    "P3": (
+        "benchmarks.p3_sensor_tick",
+        {"files": 100_000, "keys": 100_000},
+        {"files": 20_000, "keys": 20_000},
+    ),
     "P4": ("benchmarks.p4_memory", {"size": 1 << 30}, {"size": 256 << 20}),
     "P5": ("benchmarks.p5_sensor_runs", {"files": 10_000}, {"files": 2_000}),
 }
@@ -56,7 +59,6 @@ def run(
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """Run the named benchmarks, merge them into ``out_dir/results.json`` and render it."""
-    from benchmarks import report
 
     results_path = out_dir / "results.json"
     results: dict[str, Any] = {}
