@@ -95,6 +95,7 @@ def test_r1_sync_converges_under_20_percent_faults(ragflow_sandbox_factory, tmp_
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_r1_soak_2000_files(ragflow_sandbox_factory, tmp_path, seed):
     reports = _r1(ragflow_sandbox_factory, tmp_path, 2000, seed=seed)
@@ -158,6 +159,7 @@ def test_r2_kill_9_at_random_points_then_rerun(ragflow_sandbox_factory, tmp_path
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("seed", [6, 7])
 def test_r2_soak(ragflow_sandbox_factory, tmp_path, seed):
     _r2(ragflow_sandbox_factory, tmp_path, 1000, kills=6, seed=seed)
