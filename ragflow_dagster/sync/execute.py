@@ -28,6 +28,7 @@ from ragflow_dagster.client import (
     RAGFlowConflictError,
     RAGFlowError,
     RAGFlowPartialUploadError,
+    RAGFlowUnavailableError,
     RAGFlowUploadAmbiguousError,
     UploadFile,
 )
@@ -178,11 +179,28 @@ class PlanExecutor:
     def _labels(self, actions: Sequence[Action]) -> None:
         if not actions:
             return
+        self._in_pool("labels", self._label_one, [(a,) for a in actions], len(actions))
+
+    def _in_pool(
+        self,
+        phase: str,
+        fn: Callable[..., int | None],
+        calls: Sequence[tuple[Any, ...]],
+        total: int,
+    ) -> None:
+        """Run ``fn(*args)`` for each call on the worker pool, reporting progress; the first
+        error cancels what has not started and is raised."""
         done = 0
         with ThreadPoolExecutor(max_workers=self.opts.max_workers) as pool:
-            for _ in pool.map(self._label_one, actions):
-                done += 1
-                self.progress("labels", done, len(actions))
+            futures = [pool.submit(fn, *args) for args in calls]
+            try:
+                for fut in futures:
+                    done += fut.result() or 1
+                    self.progress(phase, min(done, total), total)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
 
     def _label_one(self, action: Action) -> None:
         assert isinstance(action, (Relabel, Move, Adopt))
@@ -255,12 +273,7 @@ class PlanExecutor:
             for a in actions
         ]
         batches = list(self.client.iter_upload_batches(files))
-        done = 0
-        with ThreadPoolExecutor(max_workers=self.opts.max_workers) as pool:
-            futures = [pool.submit(self._upload_batch, b, entries) for b in batches]
-            for fut in futures:
-                done += fut.result()
-                self.progress("upload", done, len(files))
+        self._in_pool("upload", self._upload_batch, [(b, entries) for b in batches], len(files))
 
     def _upload_batch(self, batch: list[UploadFile], actions: dict[str, Action]) -> int:
         readers: list[tuple[Action, HashingReader]] = []
@@ -345,12 +358,16 @@ class PlanExecutor:
             try:
                 self.client.parse_documents(self.dataset_id, batch)
                 started = batch
+            except RAGFlowUnavailableError:
+                raise
             except RAGFlowError:
                 started = []
                 for doc_id in batch:  # isolate the document the server refuses
                     try:
                         self.client.parse_documents(self.dataset_id, [doc_id])
                         started.append(doc_id)
+                    except RAGFlowUnavailableError:
+                        raise
                     except RAGFlowError as exc:
                         self.parses.failed[doc_id] = f"parse request refused: {exc}"
             for doc_id in started:
@@ -458,6 +475,11 @@ class PlanExecutor:
     ) -> None:
         text = f"{type(exc).__name__}: {exc}" + (f" ({detail})" if detail else "")
         self.report.record(path, action, "failed", doc_id=doc_id, detail=text)
+        if isinstance(exc, RAGFlowUnavailableError):
+            # The client already retried with backoff: the server is down or failing. Stop
+            # here with one clear error instead of trying every remaining file against it;
+            # the next run carries on from what landed.
+            raise exc
         if retryable is None:
             retryable = _is_retryable(exc)
         if retryable:

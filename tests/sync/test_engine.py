@@ -218,3 +218,27 @@ def test_no_wait_starts_parsing_and_returns(client, dataset, tmp_path):
     report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(wait=False))
     assert report.counts["uploaded"] == 4 and report.counts["parse_requested"] == 4
     assert report.converged
+
+
+def test_a_failing_server_stops_the_run_at_once_instead_of_per_file(
+    ragflow_sandbox_factory, tmp_path
+):
+    from ragflow_dagster.client import RAGFlowUnavailableError
+
+    sb = ragflow_sandbox_factory()
+    for i in range(60):
+        (tmp_path / f"f{i:02d}.txt").write_text(f"file {i}\n")
+    with RAGFlowClient(sb.base_url, sb.api_key, max_retries=2, backoff=0.01) as c:
+        ds = c.create_dataset("down")
+        sb.set_faults(rate=1.0, kinds=["503"], methods=["PATCH"], retry_after=0)
+        before = c.request_count
+        with pytest.raises(RAGFlowUnavailableError):
+            sync_source(c, LocalFolderSource(tmp_path), ds.id, SyncOptions(max_workers=2))
+        sb.clear_faults()
+        # 2 upload requests, then a handful of labels (3 attempts each) — not 60 x 3
+        assert c.request_count - before < 30
+        # what landed is adopted by the next run: nothing lost, nothing doubled
+        report = sync_source(c, LocalFolderSource(tmp_path), ds.id)
+        assert report.converged
+        by_path, docs = managed_docs(c, ds.id)
+        assert len(by_path) == 60 and len(docs) == 60
