@@ -309,6 +309,12 @@ def _add_sync_arguments(p: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--no-wait", action="store_true", help="do not wait for parsing to finish")
     run.add_argument(
+        "--no-lease",
+        action="store_true",
+        help="do not wait for another sync of the dataset on this machine (the end state is "
+        "verified either way; the lease only avoids redoing its work)",
+    )
+    run.add_argument(
         "--parse-timeout",
         type=_seconds,
         default=3600.0,
@@ -505,6 +511,7 @@ def run_sync(args: argparse.Namespace) -> int:
         allow_mass_delete=args.allow_mass_delete,
         max_delete_fraction=args.max_delete_fraction,
         delete_removed=not args.keep_removed,
+        lease=not args.no_lease,
     )
     progress = _Progress(enabled=not (args.no_progress or args.quiet))
     try:

@@ -48,6 +48,7 @@ from requests.adapters import HTTPAdapter
 
 from ragflow_dagster.client.errors import (
     RAGFlowError,
+    RAGFlowIncompleteListingError,
     RAGFlowNotFoundError,
     RAGFlowOutcomeUnknownError,
     RAGFlowPartialUploadError,
@@ -82,6 +83,8 @@ MAX_PAGE_SIZE = 100
 MAX_IDS_PER_CALL = 100
 """Largest id list today's server accepts in one call (v0.27)."""
 
+_PAGE_ATTEMPTS = 3
+"""How often a page that does not prove itself complete is fetched before giving up."""
 _PAGE_SIZE_LIMIT = re.compile(r"page_size must be less than or equal to (\d+)")
 
 
@@ -569,33 +572,86 @@ class RAGFlowClient:
         self,
         path: str,
         params: Mapping[str, Any],
-        extract: Callable[[Any], tuple[list[Any], int | None]],
+        extract: Callable[[Any], tuple[list[Any], int | None] | None],
         page_size: int,
     ) -> Iterator[Any]:
-        """Yield raw items page by page until a short or empty page (or the total) is reached."""
+        """Yield raw items page by page, proving the listing complete as it goes.
+
+        A page is trusted only when its reply has the listing's shape (``extract`` returns None
+        for a reply without ``data``) and, when the server sends ``total``, when it is full or
+        brings the count of distinct items seen to ``total``. Such a page is fetched again
+        (``_PAGE_ATTEMPTS`` times) and then :class:`RAGFlowIncompleteListingError` is raised.
+        A ``total`` that shrinks between pages means documents were deleted while offset paging
+        ran (items may have been skipped): that raises too, with ``changed=True``, so that the
+        caller can start a fresh pass.
+        """
         page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         page = 1
-        seen = 0
         ids: set[str] = set()
+        seen = 0
+        last_total: int | None = None
         while True:
-            try:
-                reply = self._request(
-                    "GET", path, params={**params, "page": page, "page_size": page_size}
-                )
-            except RAGFlowError as exc:
-                m = _PAGE_SIZE_LIMIT.search(exc.message or "")
-                if m and int(m.group(1)) < page_size and page == 1:
-                    page_size = max(1, int(m.group(1)))
+            problem = "no usable reply"
+            for _attempt in range(_PAGE_ATTEMPTS):
+                try:
+                    reply = self._request(
+                        "GET", path, params={**params, "page": page, "page_size": page_size}
+                    )
+                except RAGFlowError as exc:
+                    m = _PAGE_SIZE_LIMIT.search(exc.message or "")
+                    if m and int(m.group(1)) < page_size and page == 1:
+                        page_size = max(1, int(m.group(1)))
+                        reply = None
+                    else:
+                        raise
+                if reply is None:
                     continue
-                raise
-            items, total = extract(reply)
-            fresh = [i for i in items if not i.get("id") or i["id"] not in ids]
+                page_items = extract(reply)
+                if page_items is None:
+                    problem = "a page came back without data"
+                    continue
+                items, total = page_items
+                if last_total is not None and total is not None and total < last_total:
+                    raise RAGFlowIncompleteListingError(
+                        f"the listing changed while it was read (total {last_total} -> {total})",
+                        seen=seen,
+                        total=total,
+                        changed=True,
+                        method="GET",
+                        route=API_PREFIX + path,
+                    )
+                fresh = [i for i in items if not i.get("id") or i["id"] not in ids]
+                count = seen + len(fresh)
+                short = len(items) < page_size
+                if short and total is not None and count < total:
+                    problem = f"page {page} ended at {count} of {total} items"
+                    continue
+                break
+            else:
+                raise RAGFlowIncompleteListingError(
+                    f"listing {API_PREFIX + path} is incomplete: {problem} "
+                    f"({_PAGE_ATTEMPTS} attempts)",
+                    seen=seen,
+                    total=last_total,
+                    method="GET",
+                    route=API_PREFIX + path,
+                )
+            last_total = total if total is not None else last_total
             ids.update(i["id"] for i in fresh if i.get("id"))
+            seen += len(fresh)
             yield from fresh
-            seen += len(items)
-            if len(items) < page_size or (total is not None and seen >= total):
+            if short or (total is not None and seen >= total):
                 return
-            if not fresh:  # a server that ignores `page` would loop forever
+            if not fresh:
+                if total is not None and seen < total:  # a server that ignores `page`
+                    raise RAGFlowIncompleteListingError(
+                        f"listing {API_PREFIX + path} repeats page {page - 1} "
+                        f"at {seen} of {total} items",
+                        seen=seen,
+                        total=total,
+                        method="GET",
+                        route=API_PREFIX + path,
+                    )
                 return
             page += 1
 
@@ -708,8 +764,10 @@ class RAGFlowClient:
             ['manuals', 'policies']
         """
 
-        def extract(reply: _Reply) -> tuple[list[Any], int | None]:
-            items = [d for d in reply.data or [] if isinstance(d, Mapping)]
+        def extract(reply: _Reply) -> tuple[list[Any], int | None] | None:
+            if not isinstance(reply.data, list):
+                return None
+            items = [d for d in reply.data if isinstance(d, Mapping)]
             total = reply.body.get("total_datasets", reply.body.get("total"))
             return items, int(total) if isinstance(total, (int, float)) else None
 
@@ -946,7 +1004,14 @@ class RAGFlowClient:
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         params = {**filters, "orderby": orderby, "desc": desc, "page": page, "page_size": size}
         reply = self._request("GET", f"/datasets/{dataset_id}/documents", params=params)
-        items, total = _docs_page(reply)
+        page_items = _docs_page(reply)
+        if page_items is None:
+            raise RAGFlowIncompleteListingError(
+                "a document page came back without data",
+                method="GET",
+                route=f"{API_PREFIX}/datasets/{dataset_id}/documents",
+            )
+        items, total = page_items
         return [Document.from_api(d) for d in items], total if total is not None else len(items)
 
     def iter_documents(
@@ -973,7 +1038,7 @@ class RAGFlowClient:
         params = {**filters, "orderby": orderby, "desc": desc}
         seen: set[str] = set()
 
-        def extract(reply: _Reply) -> tuple[list[Any], int | None]:
+        def extract(reply: _Reply) -> tuple[list[Any], int | None] | None:
             return _docs_page(reply)
 
         for raw in self._pages(f"/datasets/{dataset_id}/documents", params, extract, page_size):
@@ -986,6 +1051,23 @@ class RAGFlowClient:
             if t_to and doc.create_time > int(t_to):
                 continue
             yield doc
+
+    def documents_by_id(self, dataset_id: str, ids: Sequence[str]) -> dict[str, Document]:
+        """The documents among ``ids`` that exist, by id (one request per 100 ids).
+
+        An id missing from the answer is a document that does not exist (any more).
+
+        Example:
+            >>> states = {i: d.run for i, d in client.documents_by_id(ds.id, ids).items()}
+            ... # doctest: +SKIP
+        """
+        wanted = _id_list(ids, "ids")
+        found: dict[str, Document] = {}
+        for batch in _batches(wanted, MAX_IDS_PER_CALL):
+            for doc in self.iter_documents(dataset_id, ids=batch):
+                if doc.id in batch:
+                    found[doc.id] = doc
+        return found
 
     def get_document(self, dataset_id: str, document_id: str) -> Document:
         """Return one document (with ``meta_fields``, ``run``, ``progress``...).
@@ -1569,21 +1651,25 @@ def _is_not_found(exc: RAGFlowError) -> bool:
     return isinstance(exc, RAGFlowNotFoundError)
 
 
-def _docs_page(reply: _Reply) -> tuple[list[Any], int | None]:
+def _docs_page(reply: _Reply) -> tuple[list[Any], int | None] | None:
+    """Items and total of a document page; None when the reply lacks the listing's shape."""
     data = reply.data
-    if isinstance(data, Mapping):
-        items = data.get("docs") or []
+    if isinstance(data, Mapping) and isinstance(data.get("docs"), list):
+        items = data["docs"]
         total = data.get("total", data.get("total_datasets"))
     elif isinstance(data, list):  # never seen, but cheap to accept
         items, total = data, reply.body.get("total")
     else:
-        items, total = [], None
+        return None
     items = [d for d in items if isinstance(d, Mapping)]
     return items, int(total) if isinstance(total, (int, float)) else None
 
 
-def _chunks_page(reply: _Reply) -> tuple[list[Any], int | None]:
-    data = reply.data if isinstance(reply.data, Mapping) else {}
+def _chunks_page(reply: _Reply) -> tuple[list[Any], int | None] | None:
+    """Items and total of a chunk page; None when the reply lacks the listing's shape."""
+    data = reply.data
+    if not isinstance(data, Mapping):
+        return None
     items = [c for c in data.get("chunks") or [] if isinstance(c, Mapping)]
     total = data.get("total")
     return items, int(total) if isinstance(total, (int, float)) else None

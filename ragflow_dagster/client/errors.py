@@ -32,6 +32,7 @@ __all__ = [
     "RAGFlowAuthError",
     "RAGFlowConflictError",
     "RAGFlowError",
+    "RAGFlowIncompleteListingError",
     "RAGFlowNotFoundError",
     "RAGFlowOutcomeUnknownError",
     "RAGFlowPartialUploadError",
@@ -182,6 +183,35 @@ class RAGFlowPartialUploadError(RAGFlowError):
         super().__init__(message, **kw)
         self.uploaded: list[Document] = list(uploaded)
         self.failed_names: list[str] = list(failed_names)
+
+
+class RAGFlowIncompleteListingError(RAGFlowError):
+    """A paged listing could not be proven complete.
+
+    Raised when a page came back without ``data``, shorter than the page size before ``total``
+    items were seen, or when ``total`` shrank between pages (documents were deleted while the
+    listing ran, so offset paging may have skipped some). Acting on such a listing would upload
+    duplicates or miss deletions, so callers must not treat it as the whole dataset.
+
+    Attributes:
+        seen: Distinct items seen before giving up.
+        total: The server's last ``total`` (``None`` when it sent none).
+        changed: True when the listing changed while it ran (a fresh pass may succeed).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seen: int = 0,
+        total: int | None = None,
+        changed: bool = False,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.seen = seen
+        self.total = total
+        self.changed = changed
 
 
 class RAGFlowOutcomeUnknownError(RAGFlowError):

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ragflow_dagster.client import Document, RAGFlowClient
-from ragflow_dagster.sources import FileFilters, Inventory, KnownFile, Source, build_inventory
+from ragflow_dagster.client import Document, RAGFlowClient, RAGFlowError
+from ragflow_dagster.sources import (
+    FileFilters,
+    Inventory,
+    KnownFile,
+    Source,
+    SourceError,
+    build_inventory,
+)
 from ragflow_dagster.sync.execute import ExecuteOptions, PlanExecutor, Progress, count_outcomes
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
     META_SHA256,
     META_SIZE,
+    label_is_consistent,
     managed_path,
 )
-from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, plan_sync
+from ragflow_dagster.sync.lease import dataset_lease
+from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, Unchanged, plan_sync
 from ragflow_dagster.sync.report import SyncReport
+from ragflow_dagster.sync.verify import list_complete, only_waiting, verdict
 
 logger = logging.getLogger("ragflow_dagster.sync")
 
@@ -38,9 +50,14 @@ class SyncOptions:
         allow_mass_delete: Lift the guard.
         delete_removed: Delete documents whose file is gone.
         reparse_failed: Re-parse documents in FAIL/CANCEL.
-        max_rounds: A round that leaves retryable failures (timeouts, 5xx, dropped connections) is
-            followed by a fresh listing and a new plan for the failed paths, up to this many rounds.
+        max_rounds: After a round that changed anything the dataset is listed again and planned
+            again (the proof behind ``converged``); whatever is still wrong (a retryable
+            failure, a duplicate left by an overlapping run, a document deleted under us) is
+            acted on in another round, up to this many.
         in_scope: Only these paths are acted on (a partition subset); None = all.
+        lease: Take the dataset's lease on this machine first (:mod:`.lease`), so that a
+            second run waits for the first instead of redoing its work.
+        lease_timeout: How long to wait for the lease before syncing anyway, in seconds.
     """
 
     filters: FileFilters | None = None
@@ -56,11 +73,23 @@ class SyncOptions:
     reparse_failed: bool = True
     max_rounds: int = 3
     in_scope: Callable[[str], bool] | None = field(default=None, compare=False)
+    lease: bool = True
+    lease_timeout: float = 600.0
+
+
+class SyncAbortedError(RAGFlowError):
+    """A sync stopped before it could finish (the server went away, a listing could not be
+    proven complete, ...). ``report`` holds what it did until then, with ``converged`` False
+    and ``error`` set, so that callers can still write it out."""
+
+    def __init__(self, message: str, *, report: SyncReport, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.report = report
 
 
 def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
     """Fingerprints stored on the RAGFlow side, by source path (what the inventory need not
-    re-hash)."""
+    re-hash). A hand-edited label is not trusted: its file is hashed again."""
     known: dict[str, KnownFile] = {}
     for doc in documents:
         path = managed_path(doc.meta_fields)
@@ -73,14 +102,14 @@ def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
             size = int(meta.get(META_SIZE))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             size = None
-        if token is not None:
+        if token is not None and label_is_consistent(meta):
             known[path] = KnownFile(change_token=str(token), sha256=sha, size=size)
     return known
 
 
 def list_documents(client: RAGFlowClient, dataset_id: str) -> list[Document]:
-    """Every document of the dataset, paged at the server's maximum page size."""
-    return list(client.iter_documents(dataset_id))
+    """Every document of the dataset, from a listing proven complete (see :mod:`.verify`)."""
+    return list_complete(client, dataset_id)
 
 
 def make_plan(
@@ -97,7 +126,7 @@ def make_plan(
         documents,
         PlanOptions(
             listing_complete=inventory.complete,
-            unlisted_prefixes=tuple(getattr(inventory, "unlisted_prefixes", ()) or ()),
+            unlisted_prefixes=tuple(inventory.unlisted_prefixes),
             in_scope=in_scope,
             max_delete_fraction=options.max_delete_fraction,
             allow_mass_delete=options.allow_mass_delete,
@@ -145,17 +174,50 @@ def sync_source(
     """
     opts = options or SyncOptions()
     log = log or logger
-    t0 = time.monotonic()
-    calls0 = _api_calls(client)
     report = SyncReport(
         dataset_id=dataset_id,
         source_uri=source.uri,
         dataset_name=dataset_name,
         dry_run=opts.dry_run,
     )
+    lease = (
+        dataset_lease(client.base_url, dataset_id, timeout=opts.lease_timeout, log=log)
+        if opts.lease and not opts.dry_run
+        else contextlib.nullcontext(False)
+    )
+    t0 = time.monotonic()
+    calls0 = client.request_count
+    try:
+        with lease:
+            _sync(client, source, dataset_id, opts, report, inventory, documents, progress, log)
+    except (RAGFlowError, SourceError, OSError) as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+        report.durations["total"] = time.monotonic() - t0
+        report.api_calls = client.request_count - calls0
+        count_outcomes(report)
+        log.error("sync of %s aborted: %s", dataset_name or dataset_id, report.error)
+        raise SyncAbortedError(report.error, report=report) from exc
+    report.durations["total"] = time.monotonic() - t0
+    report.api_calls = client.request_count - calls0
+    log.info("sync finished: %s", report.to_json())
+    return report
 
+
+def _sync(
+    client: RAGFlowClient,
+    source: Source,
+    dataset_id: str,
+    opts: SyncOptions,
+    report: SyncReport,
+    inventory: Inventory | None,
+    documents: list[Document] | None,
+    progress: Progress | None,
+    log: logging.Logger,
+) -> None:
+    """List, plan, act, and list again until a plan over a complete listing has nothing left
+    to do (``verified``) or the rounds run out."""
     t = time.monotonic()
-    docs = documents if documents is not None else list_documents(client, dataset_id)
+    docs = documents if documents is not None else list_complete(client, dataset_id, log=log)
     report.durations["list_documents"] = time.monotonic() - t
     if inventory is None:
         t = time.monotonic()
@@ -164,66 +226,83 @@ def sync_source(
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete
-    token_is_content = bool(getattr(source, "change_token_is_content_hash", False))
-
-    t = time.monotonic()
-    plan = make_plan(
-        inventory, docs, opts, token_is_content=token_is_content, in_scope=opts.in_scope
+    token_is_content = source.change_token_is_content_hash
+    exec_opts = ExecuteOptions(
+        max_workers=opts.max_workers,
+        parse=opts.parse,
+        wait=opts.wait,
+        parse_timeout=opts.parse_timeout,
+        parse_retries=opts.parse_retries,
     )
-    report.durations["plan"] = time.monotonic() - t
-    report.guard_message = plan.guard_message
-    if plan.guard_message:
-        log.error(plan.guard_message)
-    log.info("plan for %s: %s", dataset_name or dataset_id, plan.counts())
+    given_up: set[str] = set()  # paths that failed for good in an earlier round
 
-    if opts.dry_run:
-        _record_planned(report, plan)
-    else:
-        exec_opts = ExecuteOptions(
-            max_workers=opts.max_workers,
-            parse=opts.parse,
-            wait=opts.wait,
-            parse_timeout=opts.parse_timeout,
-            parse_retries=opts.parse_retries,
+    def scope(p: str) -> bool:
+        return p not in given_up and (opts.in_scope is None or opts.in_scope(p))
+
+    round_no = 0
+    while True:
+        t = time.monotonic()
+        plan = make_plan(
+            inventory,
+            docs,
+            opts,
+            token_is_content=token_is_content,
+            in_scope=scope if (given_up or opts.in_scope) else None,
         )
-        for round_no in range(1, max(1, opts.max_rounds) + 1):
-            report.rounds = round_no
-            executor = PlanExecutor(
-                client, source, dataset_id, report, exec_opts, progress=progress, log=log
-            )
-            executor.run(plan)
-            retry = executor.retryable_paths
-            if not retry or round_no == opts.max_rounds:
-                break
-            log.info(
-                "round %d left %d paths with retryable failures; re-planning them",
-                round_no,
-                len(retry),
-            )
-            _forget(report, retry)
-            docs = list_documents(client, dataset_id)
-
-            def scope(p: str, _r: set[str] = set(retry), _s=opts.in_scope) -> bool:  # noqa: B006
-                return p in _r and (_s is None or _s(p))
-
-            plan = make_plan(
-                inventory, docs, opts, token_is_content=token_is_content, in_scope=scope
-            )
-        count_outcomes(report)
-    report.durations["total"] = time.monotonic() - t0
-    report.api_calls = _api_calls(client) - calls0
-    log.info("sync finished: %s", report.to_json())
-    return report
-
-
-def _retry_scope(paths: set[str], outer: Callable[[str], bool] | None) -> Callable[[str], bool]:
-    return lambda p: p in paths and (outer is None or outer(p))
+        report.durations["plan"] = report.durations.get("plan", 0.0) + time.monotonic() - t
+        report.guard_message = plan.guard_message
+        reason = verdict(plan, parse=opts.parse)
+        if round_no == 0:
+            log.info("plan for %s: %s", report.dataset_name or dataset_id, plan.counts())
+            if plan.guard_message:
+                log.error(plan.guard_message)
+        if opts.dry_run:
+            _record_planned(report, plan)
+            report.verified = reason is None
+            report.verification = reason
+            return
+        done = reason is None
+        report.verified = done
+        report.verification = reason
+        stuck = only_waiting(plan, parse=opts.parse) and not (opts.wait and plan.pending)
+        if done or stuck or round_no >= max(1, opts.max_rounds):
+            if round_no == 0:  # nothing was executed: the in-sync paths are the outcome
+                for action in plan.actions:
+                    if isinstance(action, Unchanged):
+                        report.record(action.path, "unchanged", "ok", doc_id=action.doc_id)
+            break
+        round_no += 1
+        if round_no > 1:
+            log.info("round %d: %s", round_no, reason)
+            _forget(report, {a.path for a in plan.actions if not isinstance(a, Unchanged)})
+        report.rounds = round_no
+        executor = PlanExecutor(
+            client,
+            source,
+            dataset_id,
+            report,
+            exec_opts,
+            progress=progress,
+            log=log,
+            record_unchanged=round_no == 1,
+        )
+        executor.run(plan)
+        given_up |= executor.failed_paths
+        t = time.monotonic()
+        docs = list_complete(client, dataset_id, log=log)
+        report.durations["verify"] = report.durations.get("verify", 0.0) + time.monotonic() - t
+    count_outcomes(report)
+    if not report.verified:
+        log.warning("%s not converged: %s", report.dataset_name or dataset_id, report.verification)
 
 
 def _forget(report: SyncReport, paths: set[str]) -> None:
-    """Drop the outcomes of ``paths`` before they are planned again (the new round's count)."""
+    """Drop the failed outcomes of ``paths`` before they are tried again (the new round's
+    outcome counts instead)."""
     with report._lock:
-        report.outcomes = [o for o in report.outcomes if o.path not in paths]
+        report.outcomes = [
+            o for o in report.outcomes if not (o.status == "failed" and o.path in paths)
+        ]
         report.errors = [e for e in report.errors if e.split(":", 1)[0] not in paths]
 
 
@@ -251,8 +330,11 @@ def _record_planned(report: SyncReport, plan: Plan) -> None:
             report.record(d.path, "delete", "withheld", doc_id=doc_id, detail="mass-delete guard")
 
 
-def _api_calls(client: RAGFlowClient) -> int:
-    return int(getattr(client, "request_count", 0) or 0)
-
-
-__all__ = ["SyncOptions", "known_files", "list_documents", "make_plan", "sync_source"]
+__all__ = [
+    "SyncAbortedError",
+    "SyncOptions",
+    "known_files",
+    "list_documents",
+    "make_plan",
+    "sync_source",
+]

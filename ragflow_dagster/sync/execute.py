@@ -2,22 +2,28 @@
 
 Order of work (each phase bounded in concurrency):
 
-1. relabel, move and adopt (metadata updates only);
+1. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates);
 2. uploads of new and replaced files, several files per request, streamed from the source and
-   hashed on the way, each followed by its metadata update;
+   hashed on the way. Each document travels under its *upload name* (the path with
+   :data:`~ragflow_dagster.sync.identity.UPLOAD_MARK`) and takes its path's name in the same
+   update that labels it, so a kill in between leaves a leftover the next run can recognise;
 3. one batched parse request per 100 documents;
-4. waiting: the dataset's document list is polled in pages (filtered on the run state), never one
-   GET per document, until every document has finished or the deadline passes; failed parses are
-   retried a configurable number of times;
-5. deletes that had to wait for a successor to parse (replaced versions), then the rest.
+4. waiting (:mod:`ragflow_dagster.sync.parse_wait`): the awaited ids are polled in lists of 100
+   until each was *seen* ``DONE``, failed, or vanished, or the deadline passed;
+5. deletes that had to wait for a successor to parse (replaced versions, duplicates), then the
+   rest. A document already deleted by someone else counts as deleted.
+
+The executor never decides what to do: a run's :mod:`engine <ragflow_dagster.sync.engine>`
+lists again afterwards and plans once more for whatever is still wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,13 +33,22 @@ from ragflow_dagster.client import (
     RAGFlowClient,
     RAGFlowConflictError,
     RAGFlowError,
+    RAGFlowNotFoundError,
     RAGFlowPartialUploadError,
+    RAGFlowRateLimitedError,
     RAGFlowUnavailableError,
     RAGFlowUploadAmbiguousError,
     UploadFile,
 )
+from ragflow_dagster.client.naming import is_supported_name
 from ragflow_dagster.sources import HashingReader, Source, SourceEntry
-from ragflow_dagster.sync.identity import document_name, managed_meta
+from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
+from ragflow_dagster.sync.parse_wait import (
+    ParseTracker,
+    ParseWaitOptions,
+    start_parses,
+    wait_for_parses,
+)
 from ragflow_dagster.sync.plan import (
     Action,
     Adopt,
@@ -47,14 +62,13 @@ from ragflow_dagster.sync.plan import (
     Upload,
 )
 from ragflow_dagster.sync.report import SyncReport
+from ragflow_dagster.sync.upload_match import align_partial
 
 logger = logging.getLogger("ragflow_dagster.sync")
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: called as work completes."""
 
-_PENDING = ("UNSTART", "RUNNING")
-_FAILED = ("FAIL", "CANCEL")
 _ACTION_COUNT = {
     "upload": "uploaded",
     "replace": "replaced",
@@ -71,7 +85,7 @@ class ExecuteOptions:
     """How a plan is carried out.
 
     Attributes:
-        max_workers: Concurrent requests (uploads, metadata updates).
+        max_workers: Concurrent requests (uploads, metadata updates, proofs).
         parse: Ask the server to parse new and changed documents.
         wait: Wait until parsing has finished (then replaced versions are deleted).
         parse_timeout: Deadline for the wait, in seconds.
@@ -90,17 +104,24 @@ class ExecuteOptions:
 
 
 @dataclass
-class _ParseTracker:
-    """Documents whose parse this run started or waits for."""
+class _Successor:
+    """A document whose parse gates deletes: its path, what to delete once it is ``DONE``
+    (ids and reason), and the name it got (renamed to the path's name after the deletes)."""
 
-    pending: set[str] = field(default_factory=set)
-    attempts: dict[str, int] = field(default_factory=dict)
-    done: set[str] = field(default_factory=set)
-    failed: dict[str, str] = field(default_factory=dict)
+    path: str
+    deletes: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    name: str = ""
 
 
 class PlanExecutor:
-    """Executes one :class:`~ragflow_dagster.sync.plan.Plan` and fills a report."""
+    """Executes one :class:`~ragflow_dagster.sync.plan.Plan` and fills a report.
+
+    After :meth:`run`: ``retry_paths`` holds paths worth planning again in the same run
+    (retryable failures, awaited documents that vanished), ``failed_paths`` the paths that
+    failed for good (a refused file type, an unreadable file, a parse that failed its retries).
+    ``record_unchanged=False`` (later rounds) leaves in-sync paths out of the outcomes, which
+    already hold them.
+    """
 
     def __init__(
         self,
@@ -112,7 +133,9 @@ class PlanExecutor:
         *,
         progress: Progress | None = None,
         log: logging.Logger | None = None,
+        record_unchanged: bool = True,
     ) -> None:
+        self.record_unchanged = record_unchanged
         self.client = client
         self.source = source
         self.dataset_id = dataset_id
@@ -120,10 +143,12 @@ class PlanExecutor:
         self.opts = options
         self.progress = progress or (lambda _phase, _done, _total: None)
         self.log = log or logger
-        self.parses = _ParseTracker()
-        # doc id of the new version of a path -> (path, old ids to delete once it parsed, its name)
-        self._successors: dict[str, tuple[str, tuple[str, ...], str]] = {}
-        self.retryable_paths: set[str] = set()
+        self.parses = ParseTracker()
+        self._successors: dict[str, _Successor] = {}
+        self._doc_path: dict[str, str] = {}
+        self._late_uploads: list[Upload | Replace] = []
+        self.retry_paths: set[str] = set()
+        self.failed_paths: set[str] = set()
 
     # ------------------------------------------------------------------ entry point
     def run(self, plan: Plan) -> None:
@@ -134,30 +159,33 @@ class PlanExecutor:
 
         for action in by_kind.get("unchanged", []):
             assert isinstance(action, Unchanged)
-            self.report.record(action.path, "unchanged", "ok", doc_id=action.doc_id)
+            if self.record_unchanged:
+                self.report.record(action.path, "unchanged", "ok", doc_id=action.doc_id)
             if action.pending:
-                self.parses.pending.add(action.doc_id)
+                self._doc_path[action.doc_id] = action.path
+                self.parses.watch(action.doc_id)
 
         self._timed(
             "labels",
             self._labels,
             [a for k in ("relabel", "move", "adopt") for a in by_kind.get(k, [])],
         )
-        uploads = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
-        self._timed("upload", self._uploads, uploads)
+        uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
+        self._timed("upload", self._uploads, [*uploads, *self._late_uploads])
         for action in by_kind.get("reparse", []):
             assert isinstance(action, Reparse)
-            self._want_parse(action.doc_id)
+            self._want_parse(action.doc_id, action.path)
             self.report.record(
                 action.path, "reparse", "ok", doc_id=action.doc_id, detail=action.reason
             )
-        self._timed("parse", self._start_parses, None)
+        if self.opts.parse:
+            self._timed("parse", self._start_parses, None)
         deletes = [a for a in by_kind.get("delete", []) if isinstance(a, Delete)]
         for d in deletes:
             if d.wait_for:
-                path, old, name = self._successors.get(d.wait_for, (d.path, (), ""))
-                self._successors[d.wait_for] = (path, old + d.doc_ids, name)
-                self.parses.pending.add(d.wait_for)
+                self._successor(d.wait_for, d.path).deletes.append((d.doc_ids, d.reason))
+                self._doc_path.setdefault(d.wait_for, d.path)
+                self.parses.watch(d.wait_for)
         if self.opts.wait:
             self._timed("wait", self._wait_for_parses, None)
         self._timed("delete", self._finish, [d for d in deletes if not d.wait_for])
@@ -165,7 +193,7 @@ class PlanExecutor:
             time.monotonic() - started
         )
 
-    def _timed(self, phase: str, fn: Callable[[Any], None], arg: Any) -> None:
+    def _timed(self, phase: str, fn: Callable[..., None], arg: Any) -> None:
         t0 = time.monotonic()
         if arg is None:
             fn()
@@ -174,12 +202,6 @@ class PlanExecutor:
         self.report.durations[phase] = self.report.durations.get(phase, 0.0) + (
             time.monotonic() - t0
         )
-
-    # ------------------------------------------------------------------ labels
-    def _labels(self, actions: Sequence[Action]) -> None:
-        if not actions:
-            return
-        self._in_pool("labels", self._label_one, [(a,) for a in actions], len(actions))
 
     def _in_pool(
         self,
@@ -202,15 +224,27 @@ class PlanExecutor:
                     fut.cancel()
                 raise
 
+    def _successor(self, doc_id: str, path: str) -> _Successor:
+        return self._successors.setdefault(doc_id, _Successor(path=path))
+
+    # ------------------------------------------------------------------ labels and proofs
+    def _labels(self, actions: Sequence[Action]) -> None:
+        if actions:
+            self._in_pool("labels", self._label_one, [(a,) for a in actions], len(actions))
+
     def _label_one(self, action: Action) -> None:
         assert isinstance(action, (Relabel, Move, Adopt))
         entry = action.entry
-        meta = self._meta(entry, entry.sha256, entry.size)
         try:
+            if isinstance(action, Adopt):
+                self._adopt(action)
+                return
             if entry.sha256 is None and isinstance(action, Move) and action.known_sha256:
                 meta = self._meta(entry, action.known_sha256, entry.size)
             elif entry.sha256 is None:
-                meta = self._meta_hashing(entry)
+                meta = self._meta(entry, *self._hash_source(entry))
+            else:
+                meta = self._meta(entry, entry.sha256, entry.size)
             if isinstance(action, Move):
                 self._rename(action.doc_id, entry.path, meta)
             else:
@@ -220,20 +254,68 @@ class PlanExecutor:
             return
         detail = f"from {action.from_path}" if isinstance(action, Move) else ""
         self.report.record(action.path, action.kind, "ok", doc_id=action.doc_id, detail=detail)
-        if isinstance(action, Adopt):
-            self._want_parse(action.doc_id)
-            if action.old_ids:
-                self._successors[action.doc_id] = (action.path, action.old_ids, action.doc_name)
-        elif action.needs_parse:
-            self._want_parse(action.doc_id)
+        if action.needs_parse:
+            self._want_parse(action.doc_id, action.path)
 
-    def _meta_hashing(self, entry: SourceEntry) -> dict[str, Any]:
-        """Metadata for an entry whose sha256 is unknown (S3): hash by streaming it once."""
+    def _adopt(self, action: Adopt) -> None:
+        """Prove the document's bytes equal the file's, then label it; else fall back."""
+        entry = action.entry
+        sha, size = (
+            (entry.sha256, entry.size) if entry.sha256 is not None else self._hash_source(entry)
+        )
+        stored = self._hash_document(action.doc_id)
+        if stored != (sha, size):
+            why = "content differs from the file" if stored else "content could not be read"
+            if action.leftover:
+                self._delete(action.path, (action.doc_id,), "stray")
+                old = action.old_ids
+            else:
+                old = (*action.old_ids, action.doc_id)
+            self.log.info("%s: %s %s; uploading it again", entry.path, action.doc_name, why)
+            detail = f"{'leftover' if action.leftover else 'label'} not adopted: {why}"
+            late: Upload | Replace = (
+                Replace(entry=entry, old_ids=old, detail=detail) if old else Upload(entry=entry)
+            )
+            self._late_uploads.append(late)
+            return
+        meta = self._meta(entry, sha, size)
+        if action.leftover:
+            name = self._rename(action.doc_id, entry.path, meta, taken=bool(action.old_ids))
+        else:
+            self.client.update_document(self.dataset_id, action.doc_id, meta_fields=meta)
+            name = action.doc_name
+        kind = "adopt" if action.leftover else "relabel"
+        detail = "content proven" if action.leftover else "hand-edited label repaired"
+        self.report.record(action.path, kind, "ok", doc_id=action.doc_id, detail=detail)
+        if action.needs_parse:
+            self._want_parse(action.doc_id, action.path)
+        if action.old_ids:
+            succ = self._successor(action.doc_id, action.path)
+            succ.deletes.append((action.old_ids, "superseded"))
+            succ.name = name
+            self._doc_path[action.doc_id] = action.path
+            if not action.needs_parse:
+                self.parses.watch(action.doc_id)
+
+    def _hash_source(self, entry: SourceEntry) -> tuple[str, int]:
+        """sha256 and size of a file whose sha256 is unknown (S3), by streaming it once."""
         with self.source.open(entry.path) as raw:
             reader = HashingReader(raw)
             while reader.read(1 << 20):
                 pass
-        return self._meta(entry, reader.hexdigest(), reader.bytes_read)
+        return reader.hexdigest(), reader.bytes_read
+
+    def _hash_document(self, doc_id: str) -> tuple[str, int] | None:
+        """sha256 and size of a document's stored bytes (downloaded), or None if unreadable."""
+        sink = _HashSink()
+        try:
+            self.client.download_document(self.dataset_id, doc_id, sink)
+        except RAGFlowUnavailableError:
+            raise
+        except (RAGFlowError, OSError) as exc:
+            self.log.info("could not download document %s to prove it: %s", doc_id, exc)
+            return None
+        return sink.hexdigest(), sink.size
 
     def _meta(self, entry: SourceEntry, sha256: str | None, size: int) -> dict[str, Any]:
         return managed_meta(
@@ -244,8 +326,13 @@ class PlanExecutor:
             change_token=entry.change_token,
         )
 
-    def _rename(self, doc_id: str, path: str, meta: dict[str, Any] | None) -> str:
-        """Give ``doc_id`` the name of ``path`` (or ``name(k).ext`` when taken); returns it."""
+    def _rename(
+        self, doc_id: str, path: str, meta: dict[str, Any] | None, *, taken: bool = False
+    ) -> str:
+        """Give ``doc_id`` the name of ``path`` (or ``name(k).ext`` when taken), setting
+        ``meta`` in the same update; returns the name it got (``""``: it kept its own).
+
+        ``taken``: the plain name is known to be in use (the old version of a replace)."""
         wanted = document_name(path)
         stem, dot, ext = wanted.rpartition(".")
         if not dot or "/" in ext:
@@ -253,7 +340,7 @@ class PlanExecutor:
         candidates = [wanted] + [
             f"{stem}({k}).{ext}" if ext else f"{stem}({k})" for k in range(1, 6)
         ]
-        for name in candidates:
+        for name in candidates[1:] if taken else candidates:
             try:
                 self.client.update_document(self.dataset_id, doc_id, name=name, meta_fields=meta)
                 return name
@@ -268,18 +355,19 @@ class PlanExecutor:
         if not actions:
             return
         entries = {a.path: a for a in actions}
-        files = [
-            UploadFile(document_name(a.path), a.path, size=a.entry.size)  # type: ignore[union-attr]
-            for a in actions
-        ]
-        batches = list(self.client.iter_upload_batches(files))
+        files = [UploadFile(upload_name(a.path), a.path, size=a.entry.size) for a in actions]  # type: ignore[union-attr]
+        # A type the server refuses travels alone: its refusal must not share a request.
+        shared = [f for f in files if is_supported_name(f.name)]
+        alone = [[f] for f in files if not is_supported_name(f.name)]
+        batches = [*self.client.iter_upload_batches(shared), *alone]
         self._in_pool("upload", self._upload_batch, [(b, entries) for b in batches], len(files))
 
     def _upload_batch(self, batch: list[UploadFile], actions: dict[str, Action]) -> int:
-        readers: list[tuple[Action, HashingReader]] = []
+        readers: list[tuple[Upload | Replace, HashingReader]] = []
         try:
             for item in batch:
                 action = actions[str(item.source)]
+                assert isinstance(action, (Upload, Replace))
                 try:
                     raw = self.source.open(action.path)
                 except OSError as exc:
@@ -289,24 +377,24 @@ class PlanExecutor:
             if not readers:
                 return len(batch)
             files = [
-                UploadFile(document_name(a.path), r, size=_stream_size(r, a)) for a, r in readers
+                UploadFile(upload_name(a.path), r, size=_stream_size(r, a)) for a, r in readers
             ]
             try:
                 docs: list[Document | None] = list(
                     self.client.upload_documents(self.dataset_id, files)
                 )
             except RAGFlowPartialUploadError as exc:
-                docs = _align_partial(files, exc.uploaded)
+                docs = align_partial([f.name for f in files], exc.uploaded)
                 for (action, _r), doc in zip(readers, docs, strict=True):
                     if doc is None:
-                        self._fail(action.path, action.kind, exc)
+                        self._fail(action.path, action.kind, exc, retryable=False)
             except RAGFlowUploadAmbiguousError as exc:
                 for action, _r in readers:
                     self._fail(
                         action.path,
                         action.kind,
                         exc,
-                        detail="outcome unknown; the next round finds and adopts what landed",
+                        detail="outcome unknown; the next round adopts what landed",
                     )
                 return len(batch)
             except (RAGFlowError, OSError) as exc:
@@ -321,140 +409,109 @@ class PlanExecutor:
             for _a, reader in readers:
                 reader.close()
 
-    def _label_upload(self, action: Action, reader: HashingReader, doc: Document) -> None:
-        assert isinstance(action, (Upload, Replace))
+    def _label_upload(self, action: Upload | Replace, reader: HashingReader, doc: Document) -> None:
         self.report.add_bytes(reader.bytes_read)
         meta = self._meta(action.entry, reader.hexdigest(), reader.bytes_read)
+        replacing = isinstance(action, Replace) and bool(action.old_ids)
         try:
-            self.client.update_document(self.dataset_id, doc.id, meta_fields=meta)
+            name = self._rename(doc.id, action.path, meta, taken=replacing)
         except RAGFlowError as exc:
             self._fail(
                 action.path,
                 action.kind,
                 exc,
                 doc_id=doc.id,
-                detail="uploaded but not labelled; the next round adopts it",
+                detail="uploaded but not labelled; the next round proves and adopts it",
             )
             return
-        self.report.record(action.path, action.kind, "ok", doc_id=doc.id)
-        self._want_parse(doc.id)
-        if isinstance(action, Replace):
-            self._successors[doc.id] = (action.path, action.old_ids, doc.name)
+        detail = action.detail if isinstance(action, Replace) else ""
+        self.report.record(action.path, action.kind, "ok", doc_id=doc.id, detail=detail)
+        self._want_parse(doc.id, action.path)
+        if replacing:
+            assert isinstance(action, Replace)
+            succ = self._successor(doc.id, action.path)
+            succ.deletes.append((action.old_ids, "retired"))
+            succ.name = name or doc.name
 
     # ------------------------------------------------------------------ parsing
-    def _want_parse(self, doc_id: str) -> None:
+    def _want_parse(self, doc_id: str, path: str) -> None:
+        self._doc_path[doc_id] = path
         if self.opts.parse:
-            self.parses.attempts.setdefault(doc_id, 0)
+            self.parses.want(doc_id)
 
-    def _start_parses(self, ids: Iterable[str] | None = None) -> None:
-        todo = [
-            i
-            for i in (ids if ids is not None else self.parses.attempts)
-            if i not in self.parses.pending
-        ]
-        if not todo:
-            return
-        for batch in _chunks(todo, 100):
-            try:
-                self.client.parse_documents(self.dataset_id, batch)
-                started = batch
-            except RAGFlowUnavailableError:
-                raise
-            except RAGFlowError:
-                started = []
-                for doc_id in batch:  # isolate the document the server refuses
-                    try:
-                        self.client.parse_documents(self.dataset_id, [doc_id])
-                        started.append(doc_id)
-                    except RAGFlowUnavailableError:
-                        raise
-                    except RAGFlowError as exc:
-                        self.parses.failed[doc_id] = f"parse request refused: {exc}"
-            for doc_id in started:
-                self.parses.attempts[doc_id] = self.parses.attempts.get(doc_id, 0) + 1
-                self.parses.pending.add(doc_id)
-        self.report.add("parse_requested", len(todo))
+    def _start_parses(self) -> None:
+        before = self.parses.requested
+        start_parses(self.client, self.dataset_id, self.parses)
+        self.report.add("parse_requested", self.parses.requested - before)
 
     def _wait_for_parses(self) -> None:
-        deadline = time.monotonic() + self.opts.parse_timeout
-        interval = self.opts.poll_interval
-        total = len(self.parses.pending)
-        while self.parses.pending:
-            still = {
-                d.id
-                for d in self.client.iter_documents(self.dataset_id, run=list(_PENDING))
-                if d.run in _PENDING and d.id in self.parses.pending
-            }
-            finished = self.parses.pending - still
-            if finished:
-                self._settle(finished)
-            self.progress("parse", total - len(self.parses.pending), total)
-            if not self.parses.pending:
-                break
-            if time.monotonic() >= deadline:
-                self.log.warning(
-                    "parse deadline of %.0fs passed with %d documents still parsing",
-                    self.opts.parse_timeout,
-                    len(self.parses.pending),
-                )
-                break
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 1.5, self.opts.max_poll_interval)
-
-    def _settle(self, finished: set[str]) -> None:
-        failed_now = {
-            d.id: (d.progress_msg or d.run)
-            for d in self.client.iter_documents(self.dataset_id, run=list(_FAILED))
-            if d.run in _FAILED and d.id in finished
-        }
-        retry = []
-        for doc_id in finished:
-            self.parses.pending.discard(doc_id)
-            if doc_id not in failed_now:
-                self.parses.done.add(doc_id)
-            elif self.parses.attempts.get(doc_id, 0) <= self.opts.parse_retries:
-                retry.append(doc_id)
-            else:
-                self.parses.failed[doc_id] = _last_line(failed_now[doc_id])
-        if retry:
-            self.log.info("re-parsing %d documents that failed", len(retry))
-            self._start_parses(retry)
+        wait_for_parses(
+            self.client,
+            self.dataset_id,
+            self.parses,
+            ParseWaitOptions(
+                parse_timeout=self.opts.parse_timeout,
+                parse_retries=self.opts.parse_retries,
+                poll_interval=self.opts.poll_interval,
+                max_poll_interval=self.opts.max_poll_interval,
+            ),
+            progress=self.progress,
+            log=self.log,
+        )
 
     # ------------------------------------------------------------------ deletes
     def _finish(self, deletes: Sequence[Delete] = ()) -> None:
-        for new_id, (path, old_ids, name) in list(self._successors.items()):
-            if not old_ids:
-                continue
+        for new_id, succ in list(self._successors.items()):
             if new_id in self.parses.done:
-                if self._delete(path, old_ids, "retired") and name != document_name(path):
-                    # the server named the new version "name(1).ext" while the old one existed
-                    try:
-                        self._rename(new_id, path, None)
-                    except RAGFlowError as exc:
-                        self.log.warning("could not rename %s back to its path: %s", path, exc)
+                ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
+                if ok and succ.name and succ.name != document_name(succ.path):
+                    self._rename_back(new_id, succ.path)
             elif new_id in self.parses.failed:
                 self.report.record(
-                    path,
+                    succ.path,
                     "delete",
                     "withheld",
                     doc_id=new_id,
-                    detail="new version failed to parse; old version kept",
+                    detail="the new version failed to parse; the old one is kept",
                 )
+            elif new_id in self.parses.vanished:
+                self.retry_paths.add(succ.path)
         for d in deletes:
             self._delete(d.path, d.doc_ids, d.reason)
+        for doc_id in self.parses.vanished:
+            path = self._doc_path.get(doc_id)
+            if path is not None:
+                self.retry_paths.add(path)
         self.report.add("parsed", len(self.parses.done))
         self.report.add("parse_failed", len(self.parses.failed))
         if self.opts.wait:
             self.report.add("parse_pending", len(self.parses.pending))
         for doc_id, msg in self.parses.failed.items():
-            self.report.errors.append(f"document {doc_id}: parse failed: {msg}")
+            path = self._doc_path.get(doc_id, "?")
+            self.failed_paths.add(path)  # retried already: another round would fail again
+            self.report.errors.append(f"{path}: parse failed (document {doc_id}): {msg}")
+
+    def _rename_back(self, doc_id: str, path: str) -> None:
+        try:
+            self._rename(doc_id, path, None)
+        except RAGFlowError as exc:
+            self.log.warning("could not rename %s back to its path: %s", path, exc)
 
     def _delete(self, path: str, doc_ids: Sequence[str], reason: str) -> bool:
         """``reason``: removed / duplicate / superseded / stray, or ``retired`` (the old version of
-        a path this run replaced; part of the replace, not counted on its own)."""
+        a path this run replaced; part of the replace, not counted on its own). A document that
+        is gone already (another run deleted it) counts as deleted."""
         action = {"removed": "delete", "retired": "retire"}.get(reason, "deduplicate")
         try:
             self.client.delete_documents(self.dataset_id, list(doc_ids))
+        except RAGFlowNotFoundError:
+            try:
+                left = list(self.client.documents_by_id(self.dataset_id, list(doc_ids)))
+                if left:
+                    self.client.delete_documents(self.dataset_id, left)
+            except RAGFlowError as exc:
+                self._fail(path, action, exc)
+                return False
         except RAGFlowError as exc:
             self._fail(path, action, exc)
             return False
@@ -482,9 +539,24 @@ class PlanExecutor:
             raise exc
         if retryable is None:
             retryable = _is_retryable(exc)
-        if retryable:
-            self.retryable_paths.add(path)
+        (self.retry_paths if retryable else self.failed_paths).add(path)
         self.log.warning("%s %s failed: %s", action, path, text)
+
+
+class _HashSink:
+    """A writable stream that only hashes (for proving a download)."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
 
 
 def count_outcomes(report: SyncReport) -> None:
@@ -506,44 +578,21 @@ def count_outcomes(report: SyncReport) -> None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    from ragflow_dagster.client import RAGFlowRateLimitedError, RAGFlowUnavailableError
-
+    if isinstance(exc, RAGFlowNotFoundError):
+        return True  # the document went away under us (another run): plan it again
     return isinstance(
         exc,
         (RAGFlowUploadAmbiguousError, RAGFlowRateLimitedError, RAGFlowUnavailableError, OSError),
     ) or (isinstance(exc, RAGFlowError) and (exc.http_status or 0) >= 500)
 
 
-def _stream_size(reader: HashingReader, action: Action) -> int:
+def _stream_size(reader: HashingReader, action: Upload | Replace) -> int:
     """Size to declare for an upload: the open file's own size when it is a real file."""
     raw = reader.raw
     try:
         return os.fstat(raw.fileno()).st_size
     except (AttributeError, OSError, ValueError):
-        return action.entry.size  # type: ignore[union-attr]
+        return action.entry.size
 
 
-def _align_partial(
-    files: Sequence[UploadFile], uploaded: Sequence[Document]
-) -> list[Document | None]:
-    """Match the successful documents of a partial upload to the files, by name."""
-    from ragflow_dagster.sync.identity import matches_document_name
-
-    pool = list(uploaded)
-    aligned: list[Document | None] = []
-    for f in files:
-        hit = next((d for d in pool if matches_document_name(d.name, f.name)), None)
-        if hit is not None:
-            pool.remove(hit)
-        aligned.append(hit)
-    return aligned
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "failed"
+__all__ = ["ExecuteOptions", "PlanExecutor", "Progress", "count_outcomes"]

@@ -12,7 +12,17 @@ key                value
 ``sha256``         hex sha256 of the uploaded bytes
 ``size``           size in bytes of the uploaded bytes
 ``change_token``   the source's cheap change token when uploaded (``size-mtime_ns`` or the ETag)
+``label_check``    16 hex digits binding the four keys above; a hand-edited label fails it, and
+                   the sync then proves the document's content before trusting or relabelling it
 =================  ==========================================================================
+
+These keys are reserved: a document's other ``meta_fields`` are the user's.
+
+While an upload is in flight (between the upload request and the label) the document is named
+after its path with the mark ``.rfd-pending`` before the extension (``a/notes.rfd-pending.md``).
+An unlabelled document with that mark is a leftover of an interrupted run: the next run adopts it
+when its bytes are proven equal to the file's, and deletes it otherwise. Unlabelled documents
+without the mark were uploaded by someone else and are never touched.
 
 The document *name* shows the relative path as far as the server allows (255 UTF-8 bytes; longer
 paths keep their start, a short hash and the extension).
@@ -26,6 +36,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ragflow_dagster.client.naming import NAME_LIMIT_BYTES, decode_wire_name
+
 MANAGED_BY = "ragflow-dagster"
 
 META_MANAGED_BY = "managed_by"
@@ -34,6 +46,10 @@ META_SOURCE_PATH = "source_path"
 META_SHA256 = "sha256"
 META_SIZE = "size"
 META_CHANGE_TOKEN = "change_token"
+META_LABEL_CHECK = "label_check"
+
+UPLOAD_MARK = ".rfd-pending"
+"""Inserted before the extension of a document's name while its upload is not labelled yet."""
 
 META_KEYS = (
     META_MANAGED_BY,
@@ -42,10 +58,9 @@ META_KEYS = (
     META_SHA256,
     META_SIZE,
     META_CHANGE_TOKEN,
+    META_LABEL_CHECK,
 )
 
-NAME_LIMIT_BYTES = 255
-"""RAGFlow's limit on a document name (``FILE_NAME_LEN_LIMIT``), in UTF-8 bytes."""
 
 PARTITION_KEY_LIMIT = 64
 """Longest partition key kept verbatim (MySQL run storage indexes the first 64 characters)."""
@@ -71,7 +86,49 @@ def managed_meta(
         META_SHA256: sha256,
         META_SIZE: int(size),
         META_CHANGE_TOKEN: change_token,
+        META_LABEL_CHECK: label_check(
+            path=path, sha256=sha256, size=size, change_token=change_token
+        ),
     }
+
+
+def label_check(*, path: str, sha256: str, size: int, change_token: str) -> str:
+    """The ``label_check`` value binding a label's fingerprint keys together.
+
+    Example:
+        >>> len(label_check(path="a.txt", sha256="ab", size=2, change_token="e1"))
+        16
+    """
+    text = "\x00".join((path, sha256, str(int(size)), str(change_token)))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def label_is_consistent(meta_fields: Mapping[str, Any] | None) -> bool:
+    """False when a managed label was edited by hand (its ``label_check`` no longer fits).
+
+    Labels written before ``label_check`` existed (no such key) count as consistent.
+
+    Example:
+        >>> meta = managed_meta(source_uri="file:///r/a", path="a", sha256="ab", size=2,
+        ...                     change_token="t")
+        >>> label_is_consistent(meta), label_is_consistent({**meta, "size": 3})
+        (True, False)
+    """
+    if not meta_fields:
+        return False
+    stored = meta_fields.get(META_LABEL_CHECK)
+    if stored is None:
+        return True
+    try:
+        expected = label_check(
+            path=str(meta_fields.get(META_SOURCE_PATH) or ""),
+            sha256=str(meta_fields.get(META_SHA256) or ""),
+            size=int(meta_fields.get(META_SIZE)),  # type: ignore[arg-type]
+            change_token=str(meta_fields.get(META_CHANGE_TOKEN)),
+        )
+    except (TypeError, ValueError):
+        return False
+    return stored == expected
 
 
 def managed_path(meta_fields: Mapping[str, Any] | None) -> str | None:
@@ -109,6 +166,44 @@ def document_name(path: str) -> str:
     return head + tag + ext
 
 
+def upload_name(path: str) -> str:
+    """The name a document carries from its upload until it is labelled.
+
+    :func:`document_name` with :data:`UPLOAD_MARK` before the extension, within 255 bytes.
+
+    Example:
+        >>> upload_name("a/notes.md")
+        'a/notes.rfd-pending.md'
+    """
+    stem, ext = _split_ext(document_name(path))
+    name = stem + UPLOAD_MARK + ext
+    if len(name.encode("utf-8")) <= NAME_LIMIT_BYTES:
+        return name
+    tag = "~" + hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    budget = NAME_LIMIT_BYTES - len((tag + UPLOAD_MARK + ext).encode("utf-8"))
+    head = stem.encode("utf-8")[: max(budget, 0)].decode("utf-8", errors="ignore")
+    return head + tag + UPLOAD_MARK + ext
+
+
+def pending_upload_key(name: str) -> str | None:
+    """For a document name carrying :data:`UPLOAD_MARK`: the :func:`upload_name` it was uploaded
+    under (the server's ``(k)`` renaming and multipart escapes undone); else ``None``.
+
+    Example:
+        >>> pending_upload_key("a/notes.rfd-pending(2).md")
+        'a/notes.rfd-pending.md'
+        >>> pending_upload_key("a/notes.md") is None
+        True
+    """
+    stem, ext = _split_ext(decode_wire_name(name))
+    m = _RENAMED.match(stem)
+    if m and m.group("stem").endswith(UPLOAD_MARK):
+        stem = m.group("stem")
+    if not stem.endswith(UPLOAD_MARK):
+        return None
+    return stem + ext
+
+
 def matches_document_name(doc_name: str, path: str) -> bool:
     """True when ``doc_name`` names ``path``, possibly renamed by the server (``a(1).txt``).
 
@@ -117,6 +212,7 @@ def matches_document_name(doc_name: str, path: str) -> bool:
         True
     """
     expected = document_name(path)
+    doc_name = decode_wire_name(doc_name)
     if doc_name == expected:
         return True
     exp_stem, exp_ext = _split_ext(expected)

@@ -6,11 +6,18 @@ Nothing here does I/O, so every case is tested without a server. The executor
 Rules:
 
 * Only *managed* documents (``meta_fields.managed_by == "ragflow-dagster"``) are ever changed or
-  deleted, with one exception: a document left between upload and metadata update by an
-  interrupted run (no metadata, never parsed, named after an inventory path, same size) is
-  recognised and adopted, or deleted when the path already has its document.
+  deleted, with one exception: a leftover of an interrupted upload (unlabelled, and named with
+  :data:`~ragflow_dagster.sync.identity.UPLOAD_MARK`, which only this package writes). It is
+  adopted only after its bytes are proven equal to the file's (the executor downloads and hashes
+  it), and deleted otherwise. Unlabelled documents without the mark are never touched.
 * A path's document "matches" when its stored sha256 equals the file's (or, when the file's sha256
-  is not known yet, its stored change token equals the file's and the sizes agree).
+  is not known yet, its stored change token equals the file's and the sizes agree), and its label
+  is consistent (a hand-edited label is proven against the content before it is trusted again).
+* Every choice between documents is made on what never changes (creation time, then id), so two
+  runs that look at the dataset at different moments pick the same keeper: overlapping runs
+  converge on one document per path without a lock.
+* A move renames a document only within the same extension (RAGFlow refuses other renames);
+  otherwise the file is uploaded at its new path and the old document retired once that parsed.
 * Deletions of documents whose file is gone happen only after a complete listing, never under a
   prefix that could not be listed, and never beyond the mass-delete guard.
 * A replaced document is deleted only once its successor has parsed (the executor does this), so
@@ -19,23 +26,29 @@ Rules:
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ragflow_dagster.client.naming import name_suffix
 from ragflow_dagster.sources.base import SourceEntry
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
+    META_LABEL_CHECK,
     META_SHA256,
     META_SIZE,
+    META_SOURCE_PATH,
+    UPLOAD_MARK,
     document_name,
+    label_check,
+    label_is_consistent,
     managed_path,
+    pending_upload_key,
+    upload_name,
 )
 
 PARSED = "DONE"
-_RENAMED_STEM = re.compile(r"^(.*?)\((\d+)\)$")
 RUNNING_STATES = frozenset({"RUNNING"})
 UNPARSED_STATES = frozenset({"UNSTART"})
 FAILED_STATES = frozenset({"FAIL", "CANCEL"})
@@ -72,10 +85,13 @@ class Upload:
 
 @dataclass(frozen=True, slots=True)
 class Replace:
-    """Same path, new content: upload the new version, parse it, then delete ``old_ids``."""
+    """Same path, new content: upload the new version, parse it, then delete ``old_ids``.
+
+    ``detail`` says why when it is not a plain edit (``moved from a.md, extension changed``)."""
 
     entry: SourceEntry
     old_ids: tuple[str, ...]
+    detail: str = ""
     kind: str = "replace"
 
     @property
@@ -85,13 +101,20 @@ class Replace:
 
 @dataclass(frozen=True, slots=True)
 class Adopt:
-    """A document an interrupted run uploaded but never labelled: set metadata, parse, then delete
-    ``old_ids`` (the previous version, when the interrupted run was a replace)."""
+    """A document to trust only once its bytes are proven equal to the file's.
+
+    Either a leftover of an interrupted upload (``leftover``: unlabelled, named with the upload
+    mark) or a managed document whose label was edited by hand. The executor downloads and
+    hashes it. Equal: it is labelled (a leftover is also renamed to its path), parsed when
+    ``needs_parse``, and ``old_ids`` are deleted once it has parsed. Not equal: a leftover is
+    deleted, a managed document joins ``old_ids``, and the file is uploaded as a replace."""
 
     entry: SourceEntry
     doc_id: str
     old_ids: tuple[str, ...] = ()
     doc_name: str = ""
+    leftover: bool = True
+    needs_parse: bool = True
     kind: str = "adopt"
 
     @property
@@ -185,7 +208,7 @@ class PlanOptions:
         allow_mass_delete: Lift the guard.
         delete_removed: Delete documents whose file is gone (False: leave them).
         reparse_failed: Re-parse documents that ended in FAIL/CANCEL.
-        adopt_interrupted: Recognise unlabelled leftovers of interrupted runs.
+        adopt_interrupted: Recognise leftovers of interrupted uploads (adopt or delete them).
         change_token_is_content_hash: The source's change tokens identify content (S3 ETags).
     """
 
@@ -227,7 +250,19 @@ class Plan:
 
     @property
     def is_noop(self) -> bool:
-        return all(isinstance(a, Unchanged) and not a.pending for a in self.actions)
+        return not self.withheld_deletes and all(
+            isinstance(a, Unchanged) and not a.pending for a in self.actions
+        )
+
+    @property
+    def actionable(self) -> tuple[Action, ...]:
+        """The actions that change something (all but :class:`Unchanged`)."""
+        return tuple(a for a in self.actions if not isinstance(a, Unchanged))
+
+    @property
+    def pending(self) -> tuple[Unchanged, ...]:
+        """In-sync paths whose document is still parsing."""
+        return tuple(a for a in self.actions if isinstance(a, Unchanged) and a.pending)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,16 +288,23 @@ def _stored_size(doc: RemoteDocument) -> int | None:
         return None
 
 
+def _trusted(doc: RemoteDocument) -> bool:
+    return label_is_consistent(doc.meta_fields)
+
+
 def _content_matches(doc: RemoteDocument, entry: SourceEntry) -> bool:
+    if not _trusted(doc):
+        return False
     if entry.sha256 is not None:
         return _stored_sha(doc) == entry.sha256
     return _stored_token(doc) == entry.change_token and _stored_size(doc) == entry.size
 
 
-def _preference(doc: RemoteDocument) -> tuple[int, int, int]:
-    """Which of several matching documents to keep: parsed first, then most chunks, then oldest."""
-    state_rank = {PARSED: 0, "RUNNING": 1, "UNSTART": 2}.get(doc.run, 3)
-    return (state_rank, -(doc.chunk_count or 0), doc.create_time or 0)
+def keeper_key(doc: RemoteDocument) -> tuple[int, str]:
+    """Order among documents of one path: oldest first, then by id.
+
+    Built only from what never changes, so every run, whenever it looks, keeps the same one."""
+    return (int(doc.create_time or 0), str(doc.id))
 
 
 def _queued(doc: RemoteDocument) -> bool:
@@ -316,23 +358,28 @@ def plan_sync(
     inventory: dict[str, SourceEntry] = {e.path: e for e in entries}
 
     managed: dict[str, list[RemoteDocument]] = defaultdict(list)
-    unlabelled: list[RemoteDocument] = []
+    marked: list[RemoteDocument] = []
     for doc in documents:
         path = managed_path(doc.meta_fields)
         if path is not None:
             managed[path].append(doc)
-        elif opts.adopt_interrupted and doc.run in UNPARSED_STATES and not doc.chunk_count:
-            unlabelled.append(doc)
+        elif opts.adopt_interrupted and pending_upload_key(doc.name) is not None:
+            marked.append(doc)
+    for docs in managed.values():
+        docs.sort(key=keeper_key)
     managed_total = sum(len(v) for v in managed.values())
 
-    # Leftovers of interrupted runs, by the path whose name they carry (same size only).
+    # Leftovers of interrupted uploads, by the path whose upload name they carry.
     leftovers: dict[str, list[RemoteDocument]] = defaultdict(list)
-    if unlabelled:
-        by_name = {document_name(p): p for p in inventory}
-        for doc in unlabelled:
-            path = by_name.get(doc.name) or by_name.get(_unrenamed(doc.name) or "")
-            if path is not None and inventory[path].size == doc.size:
+    orphans: list[RemoteDocument] = []
+    if marked:
+        by_upload_name = {upload_name(p): p for p in inventory}
+        for doc in sorted(marked, key=keeper_key):
+            path = by_upload_name.get(pending_upload_key(doc.name) or "")
+            if path is not None:
                 leftovers[path].append(doc)
+            else:
+                orphans.append(doc)
 
     can_delete_removed = opts.delete_removed and opts.listing_complete
 
@@ -341,32 +388,41 @@ def plan_sync(
 
     # Documents whose path is gone, available as move sources (any scope), by content.
     moves = _MoveIndex(
-        ((path, doc) for path, docs in managed.items() if removable(path) for doc in docs),
+        (
+            (path, doc)
+            for path, docs in managed.items()
+            if removable(path)
+            for doc in docs
+            if _trusted(doc)
+        ),
         opts.change_token_is_content_hash,
     )
 
     actions: list[Action] = []
     removed_deletes: list[Delete] = []
 
-    for path in sorted(set(inventory) | set(managed)):
+    for path in sorted(inventory):
         if not in_scope(path):
             continue
-        entry = inventory.get(path)
+        entry = inventory[path]
         docs = managed.get(path, [])
-        if entry is None:
-            continue  # handled after moves are known
         strays = leftovers.get(path, [])
-        matching = sorted((d for d in docs if _content_matches(d, entry)), key=_preference)
+        matching = [d for d in docs if _content_matches(d, entry)]
         if matching:
             keep, extra = matching[0], matching[1:]
-            matching_ids = {d.id for d in matching}
-            stale = tuple(d.id for d in docs if d.id not in matching_ids)
+            wait_for = None if keep.run == PARSED else keep.id
             actions.extend(_keep_actions(entry, keep, opts))
-            dupes = tuple(d.id for d in extra)
-            if dupes:
-                actions.append(Delete(path=path, doc_ids=dupes, reason="duplicate"))
+            if extra:
+                actions.append(
+                    Delete(
+                        path=path,
+                        doc_ids=tuple(d.id for d in extra),
+                        reason="duplicate",
+                        wait_for=wait_for,
+                    )
+                )
+            stale = tuple(d.id for d in docs if d not in matching)
             if stale:
-                wait_for = None if keep.run == PARSED else keep.id
                 actions.append(
                     Delete(path=path, doc_ids=stale, reason="superseded", wait_for=wait_for)
                 )
@@ -375,30 +431,53 @@ def plan_sync(
                     Delete(path=path, doc_ids=tuple(d.id for d in strays), reason="stray")
                 )
             continue
-        old_ids = tuple(d.id for d in docs)
-        if strays:
-            adopt, *rest = sorted(strays, key=lambda d: d.create_time or 0, reverse=True)
+        # Nothing trusted matches: a document to prove (a hand-edited label, then a leftover).
+        untrusted = [d for d in docs if not _trusted(d)]
+        candidate = untrusted[0] if untrusted else (strays[0] if strays else None)
+        if candidate is not None:
+            is_leftover = candidate in strays
             actions.append(
-                Adopt(entry=entry, doc_id=adopt.id, old_ids=old_ids, doc_name=adopt.name)
+                Adopt(
+                    entry=entry,
+                    doc_id=candidate.id,
+                    old_ids=tuple(d.id for d in docs if d is not candidate),
+                    doc_name=candidate.name,
+                    leftover=is_leftover,
+                    needs_parse=is_leftover
+                    or (
+                        _parse_state(candidate) is not None
+                        and (opts.reparse_failed or candidate.run in UNPARSED_STATES)
+                    ),
+                )
             )
+            rest = [d for d in strays if d is not candidate]
             if rest:
                 actions.append(Delete(path=path, doc_ids=tuple(d.id for d in rest), reason="stray"))
             continue
         if docs:
-            actions.append(Replace(entry=entry, old_ids=old_ids))
+            actions.append(Replace(entry=entry, old_ids=tuple(d.id for d in docs)))
             continue
         source = moves.take(entry)
         if source is not None:
             from_path, doc = source
-            actions.append(
-                Move(
-                    entry=entry,
-                    doc_id=doc.id,
-                    from_path=from_path,
-                    needs_parse=opts.reparse_failed and _parse_state(doc) is not None,
-                    known_sha256=_stored_sha(doc) if entry.sha256 is None else None,
+            if name_suffix(doc.name) == name_suffix(document_name(path)):
+                actions.append(
+                    Move(
+                        entry=entry,
+                        doc_id=doc.id,
+                        from_path=from_path,
+                        needs_parse=opts.reparse_failed and _parse_state(doc) is not None,
+                        known_sha256=_stored_sha(doc) if entry.sha256 is None else None,
+                    )
                 )
-            )
+            else:
+                actions.append(
+                    Replace(
+                        entry=entry,
+                        old_ids=(doc.id,),
+                        detail=f"moved from {from_path}, extension changed",
+                    )
+                )
             continue
         actions.append(Upload(entry=entry))
 
@@ -410,6 +489,14 @@ def plan_sync(
             continue
         if can_delete_removed and removable(path):
             removed_deletes.append(Delete(path=path, doc_ids=remaining, reason="removed"))
+
+    # Leftovers whose file is gone: ours (the mark says so), never served; only a full,
+    # complete reconcile removes them.
+    if opts.in_scope is None and opts.listing_complete:
+        for doc in orphans:
+            path = (pending_upload_key(doc.name) or doc.name).replace(UPLOAD_MARK, "", 1)
+            if not _under(path, opts.unlisted_prefixes):
+                actions.append(Delete(path=path, doc_ids=(doc.id,), reason="stray"))
 
     guard_message = None
     withheld: tuple[Delete, ...] = ()
@@ -435,9 +522,7 @@ def plan_sync(
 def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -> list[Action]:
     reason = _parse_state(keep)
     needs_parse = reason is not None and (opts.reparse_failed or keep.run in UNPARSED_STATES)
-    if _stored_token(keep) != entry.change_token or (
-        entry.sha256 is not None and _stored_sha(keep) != entry.sha256
-    ):
+    if _label_drift(entry, keep):
         return [Relabel(entry=entry, doc_id=keep.id, needs_parse=needs_parse)]
     if needs_parse and reason is not None:
         return [Reparse(path=entry.path, doc_id=keep.id, reason=reason)]
@@ -445,13 +530,23 @@ def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -
     return [Unchanged(path=entry.path, doc_id=keep.id, pending=pending)]
 
 
-def _unrenamed(name: str) -> str | None:
-    """``a(2).txt`` -> ``a.txt``: the name before the server's duplicate renaming, if renamed."""
-    slash = name.rfind("/")
-    dot = name.rfind(".")
-    stem, ext = (name[:dot], name[dot:]) if dot > slash + 1 else (name, "")
-    m = _RENAMED_STEM.match(stem)
-    return m.group(1).rstrip() + ext if m else None
+def _label_drift(entry: SourceEntry, doc: RemoteDocument) -> bool:
+    """Whether the document's label differs from what the file's label would be."""
+    sha = entry.sha256 if entry.sha256 is not None else _stored_sha(doc)
+    expected = {
+        META_SOURCE_PATH: entry.path,
+        META_SHA256: sha or "",
+        META_SIZE: entry.size,
+        META_CHANGE_TOKEN: entry.change_token,
+        META_LABEL_CHECK: label_check(
+            path=entry.path, sha256=sha or "", size=entry.size, change_token=entry.change_token
+        ),
+    }
+    meta = doc.meta_fields or {}
+    return any(
+        (str(meta.get(k)) if k != META_SIZE else _stored_size(doc)) != v
+        for k, v in expected.items()
+    )
 
 
 class _MoveIndex:
@@ -480,6 +575,8 @@ class _MoveIndex:
         free = [c for c in candidates if c[1].id not in self.used]
         if not free:
             return None
-        best = min(free, key=lambda c: _preference(c[1]))
+        # Same extension first (a rename keeps the document), then the keeper order.
+        suffix = name_suffix(document_name(entry.path))
+        best = min(free, key=lambda c: (name_suffix(c[1].name) != suffix, *keeper_key(c[1])))
         self.used.add(best[1].id)
         return best

@@ -65,6 +65,9 @@ class SyncReport:
     listing_complete: bool = True
     api_calls: int = 0
     rounds: int = 0
+    verified: bool = False
+    verification: str | None = None
+    error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, key: str, n: int = 1) -> None:
@@ -95,14 +98,34 @@ class SyncReport:
 
     @property
     def converged(self) -> bool:
-        """True when nothing failed, nothing is still parsing and the guard refused nothing."""
+        """A verified claim: a plan over a complete listing taken after the run's last change
+        had nothing left to do (``verified``), the source was listed completely, and the run
+        did not abort. See :attr:`reason` when it is False."""
         return (
-            self.counts.get("failed", 0) == 0
-            and self.counts.get("parse_failed", 0) == 0
-            and self.counts.get("parse_pending", 0) == 0
-            and not self.guard_refused
+            self.verified
+            and self.error is None
+            and self.counts.get("failed", 0) == 0
             and self.listing_complete
+            and not self.guard_refused
+            and self.counts.get("parse_failed", 0) == 0
         )
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run is not converged (None when it is)."""
+        if self.error is not None:
+            return f"aborted: {self.error}"
+        if not self.listing_complete:
+            return "the source listing was incomplete"
+        if self.guard_message:
+            return self.guard_message
+        if not self.verified:
+            return self.verification or "the end state was not verified"
+        if self.counts.get("failed", 0):
+            return f"{self.counts['failed']} files failed"
+        if self.counts.get("parse_failed", 0):
+            return f"{self.counts['parse_failed']} documents failed to parse"
+        return None
 
     @property
     def total_seconds(self) -> float:
@@ -122,6 +145,9 @@ class SyncReport:
             source_uri=self.source_uri,
             dry_run=self.dry_run,
             converged=self.converged,
+            verified=self.verified,
+            reason=self.reason,
+            error=self.error,
             listing_complete=self.listing_complete,
             guard_refused=self.guard_refused,
             guard_message=self.guard_message,

@@ -328,7 +328,10 @@ def test_r5_empty_or_missing_source_never_wipes_the_dataset(ragflow_sandbox, tmp
         report = sync_source(client, LocalFolderSource(empty), ds.id)
         assert report.guard_refused and report.counts["deleted"] == 0
         from ragflow_dagster.sources import SourceError
+        from ragflow_dagster.sync.engine import SyncAbortedError
 
-        with pytest.raises(SourceError):
+        with pytest.raises(SyncAbortedError) as aborted:
             sync_source(client, LocalFolderSource(tmp_path / "unmounted"), ds.id)
+        assert isinstance(aborted.value.__cause__, SourceError)
+        assert not aborted.value.report.converged
         assert len(list(client.iter_documents(ds.id))) == 6

@@ -10,8 +10,8 @@ import pytest
 
 from ragflow_dagster.client import RAGFlowClient, UploadFile
 from ragflow_dagster.sources import LocalFolderSource
-from ragflow_dagster.sync.engine import SyncOptions, sync_source
-from ragflow_dagster.sync.identity import MANAGED_BY, managed_path
+from ragflow_dagster.sync.engine import SyncAbortedError, SyncOptions, sync_source
+from ragflow_dagster.sync.identity import MANAGED_BY, managed_path, upload_name
 
 
 @pytest.fixture
@@ -180,11 +180,15 @@ def test_unmanaged_documents_are_left_alone(client, dataset, tmp_path):
 def test_interrupted_upload_is_adopted_not_duplicated(client, dataset, tmp_path):
     write_tree(tmp_path, TREE)
     # an earlier run uploaded a.txt and died before labelling it
-    [left] = client.upload_documents(dataset.id, [UploadFile("a.txt", tmp_path / "a.txt")])
+    [left] = client.upload_documents(
+        dataset.id, [UploadFile(upload_name("a.txt"), tmp_path / "a.txt")]
+    )
     report = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
     assert report.counts["adopted"] == 1 and report.counts["uploaded"] == 3
+    assert report.converged
     by_path, docs = managed_docs(client, dataset.id)
     assert by_path["a.txt"].id == left.id and len(docs) == 4
+    assert by_path["a.txt"].name == "a.txt"
 
 
 def test_dedupe_after_an_interrupted_replace(client, dataset, tmp_path):
@@ -194,8 +198,9 @@ def test_dedupe_after_an_interrupted_replace(client, dataset, tmp_path):
     before, _ = managed_docs(client, dataset.id)
     (tmp_path / "a.txt").write_text("new content of a\n" * 3)
     # an interrupted replace: the new version landed (unlabelled), the old one is still there
-    [left] = client.upload_documents(dataset.id, [UploadFile("a.txt", tmp_path / "a.txt")])
-    assert left.name == "a(1).txt"
+    [left] = client.upload_documents(
+        dataset.id, [UploadFile(upload_name("a.txt"), tmp_path / "a.txt")]
+    )
     report = sync_source(client, src, dataset.id)
     assert report.counts["adopted"] == 1 and report.counts["uploaded"] == 0
     by_path, docs = managed_docs(client, dataset.id)
@@ -217,7 +222,11 @@ def test_no_wait_starts_parsing_and_returns(client, dataset, tmp_path):
     write_tree(tmp_path, TREE)
     report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(wait=False))
     assert report.counts["uploaded"] == 4 and report.counts["parse_requested"] == 4
-    assert report.converged
+    # still parsing: not (yet) converged, and it says why; the next run that waits converges
+    if not report.converged:
+        assert "still parsing" in (report.reason or "")
+    again = sync_source(client, LocalFolderSource(tmp_path), dataset.id)
+    assert again.converged and again.counts["uploaded"] == 0
 
 
 def test_a_failing_server_stops_the_run_at_once_instead_of_per_file(
@@ -232,8 +241,10 @@ def test_a_failing_server_stops_the_run_at_once_instead_of_per_file(
         ds = c.create_dataset("down")
         sb.set_faults(rate=1.0, kinds=["503"], methods=["PATCH"], retry_after=0)
         before = c.request_count
-        with pytest.raises(RAGFlowUnavailableError):
+        with pytest.raises(SyncAbortedError) as aborted:
             sync_source(c, LocalFolderSource(tmp_path), ds.id, SyncOptions(max_workers=2))
+        assert isinstance(aborted.value.__cause__, RAGFlowUnavailableError)
+        assert not aborted.value.report.converged and aborted.value.report.error
         sb.clear_faults()
         # 2 upload requests, then a handful of labels (3 attempts each) — not 60 x 3
         assert c.request_count - before < 30

@@ -2,6 +2,7 @@ from ragflow_dagster.sync.identity import (
     MANAGED_BY,
     NAME_LIMIT_BYTES,
     document_name,
+    label_check,
     managed_meta,
     managed_path,
     matches_document_name,
@@ -23,6 +24,7 @@ def test_meta_contract_keys():
         "sha256": "ab",
         "size": 3,
         "change_token": "e",
+        "label_check": label_check(path="a.txt", sha256="ab", size=3, change_token="e"),
     }
     assert managed_path(meta) == "a.txt"
     assert managed_path({"source_path": "a.txt"}) is None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ragflow_dagster.sources.base import SourceEntry
-from ragflow_dagster.sync.identity import document_name, managed_meta
+from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
 from ragflow_dagster.sync.plan import (
     Adopt,
     Delete,
@@ -160,25 +160,33 @@ def test_delete_removed_off_keeps_documents():
 
 def test_unmanaged_documents_are_never_touched():
     manual = Doc(name="a.txt", size=10, run="DONE")  # a user's own upload, same name and size
+    unparsed = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0)  # theirs, unparsed
     other = Doc(name="other.pdf", run="UNSTART", chunk_count=0)  # unknown path
-    plan = plan_sync([entry("a.txt")], [manual, other])
+    plan = plan_sync([entry("a.txt")], [manual, unparsed, other])
     assert kinds(plan) == ["upload"]
 
 
-def test_unlabelled_leftover_of_interrupted_upload_is_adopted():
-    left = Doc(name="dir/a.txt", size=10, run="UNSTART", chunk_count=0)
+def leftover(path: str, *, suffix: str = "", create_time: int = 0) -> Doc:
+    """An unlabelled document named with the upload mark (an interrupted upload of ours)."""
+    stem, _dot, ext = upload_name(path).rpartition(".")
+    return Doc(name=f"{stem}{suffix}.{ext}", run="UNSTART", chunk_count=0, create_time=create_time)
+
+
+def test_marked_leftover_of_interrupted_upload_is_adopted_with_proof():
+    left = leftover("dir/a.txt")
     plan = plan_sync([entry("dir/a.txt")], [left])
-    assert plan.actions == (Adopt(entry=entry("dir/a.txt"), doc_id=left.id, doc_name="dir/a.txt"),)
+    assert plan.actions == (Adopt(entry=entry("dir/a.txt"), doc_id=left.id, doc_name=left.name),)
 
 
-def test_leftover_with_other_size_is_not_ours():
-    left = Doc(name="a.txt", size=99, run="UNSTART", chunk_count=0)
-    assert kinds(plan_sync([entry("a.txt")], [left])) == ["upload"]
+def test_leftover_is_adopted_whatever_its_size_since_content_is_proven():
+    left = leftover("a.txt")
+    left.size = 99
+    assert kinds(plan_sync([entry("a.txt")], [left])) == ["adopt"]
 
 
 def test_renamed_leftover_beside_a_good_document_is_deleted_as_stray():
     good = managed("a.txt")
-    left = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0)
+    left = leftover("a.txt", suffix="(1)")
     plan = plan_sync([entry("a.txt")], [good, left])
     assert Delete(path="a.txt", doc_ids=(left.id,), reason="stray") in plan.actions
     assert Unchanged(path="a.txt", doc_id=good.id) in plan.actions
@@ -186,42 +194,121 @@ def test_renamed_leftover_beside_a_good_document_is_deleted_as_stray():
 
 def test_leftover_of_interrupted_replace_is_adopted_and_replaces_the_old():
     old = managed("a.txt", sha="old")
-    left = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0)
+    left = leftover("a.txt")
     plan = plan_sync([entry("a.txt", sha="new")], [old, left])
     assert plan.actions == (
         Adopt(
-            entry=entry("a.txt", sha="new"), doc_id=left.id, old_ids=(old.id,), doc_name="a(1).txt"
+            entry=entry("a.txt", sha="new"), doc_id=left.id, old_ids=(old.id,), doc_name=left.name
         ),
     )
 
 
-def test_two_leftovers_adopt_the_newest_and_delete_the_rest():
-    a = Doc(name="a.txt", size=10, run="UNSTART", chunk_count=0, create_time=1)
-    b = Doc(name="a(1).txt", size=10, run="UNSTART", chunk_count=0, create_time=2)
-    plan = plan_sync([entry("a.txt")], [a, b])
-    assert Adopt(entry=entry("a.txt"), doc_id=b.id, doc_name="a(1).txt") in plan.actions
-    assert Delete(path="a.txt", doc_ids=(a.id,), reason="stray") in plan.actions
+def test_two_leftovers_prove_the_oldest_and_delete_the_rest():
+    a = leftover("a.txt", create_time=1)
+    b = leftover("a.txt", suffix="(1)", create_time=2)
+    plan = plan_sync([entry("a.txt")], [b, a])
+    assert Adopt(entry=entry("a.txt"), doc_id=a.id, doc_name=a.name) in plan.actions
+    assert Delete(path="a.txt", doc_ids=(b.id,), reason="stray") in plan.actions
+
+
+def test_leftover_whose_file_is_gone_is_deleted_only_by_a_full_complete_run():
+    left = leftover("gone.txt")
+    plan = plan_sync([entry("a.txt")], [left])
+    assert Delete(path="gone.txt", doc_ids=(left.id,), reason="stray") in plan.actions
+    scoped = plan_sync([entry("a.txt")], [left], PlanOptions(in_scope=lambda p: True))
+    assert not scoped.of_kind("delete")
+    partial = plan_sync([entry("a.txt")], [left], PlanOptions(listing_complete=False))
+    assert not partial.of_kind("delete")
 
 
 def test_long_path_leftover_is_found_by_its_shortened_name():
     path = "deep/" + "x" * 300 + ".txt"
-    left = Doc(name=document_name(path), size=10, run="UNSTART", chunk_count=0)
+    left = Doc(name=upload_name(path), size=10, run="UNSTART", chunk_count=0)
+    assert len(left.name.encode()) <= 255
     plan = plan_sync([entry(path)], [left])
     assert kinds(plan) == ["adopt"]
 
 
 def test_adoption_can_be_switched_off():
-    left = Doc(name="a.txt", size=10, run="UNSTART", chunk_count=0)
+    left = leftover("a.txt")
     plan = plan_sync([entry("a.txt")], [left], PlanOptions(adopt_interrupted=False))
     assert kinds(plan) == ["upload"]
 
 
-def test_duplicates_keep_the_parsed_document():
-    running = managed("a.txt", run="RUNNING", create_time=1)
-    done = managed("a.txt", run="DONE", create_time=2)
-    plan = plan_sync([entry("a.txt")], [running, done])
-    assert Unchanged(path="a.txt", doc_id=done.id) in plan.actions
-    assert Delete(path="a.txt", doc_ids=(running.id,), reason="duplicate") in plan.actions
+def test_hand_edited_label_is_proven_before_it_is_trusted():
+    doc = managed("a.txt")
+    doc.meta_fields["sha256"] = "s1-edited"
+    plan = plan_sync([entry("a.txt")], [doc])
+    assert plan.actions == (
+        Adopt(
+            entry=entry("a.txt"),
+            doc_id=doc.id,
+            doc_name=doc.name,
+            leftover=False,
+            needs_parse=False,
+        ),
+    )
+
+
+def test_hand_edited_size_with_the_right_sha_is_proven_too():
+    doc = managed("a.txt")
+    doc.meta_fields["size"] = 11
+    assert kinds(plan_sync([entry("a.txt")], [doc])) == ["adopt"]
+
+
+def test_label_without_label_check_is_trusted_and_relabelled_once():
+    doc = managed("a.txt")
+    del doc.meta_fields["label_check"]
+    plan = plan_sync([entry("a.txt")], [doc])
+    assert plan.actions == (Relabel(entry=entry("a.txt"), doc_id=doc.id),)
+
+
+def test_duplicates_keep_the_oldest_and_delete_the_rest_once_it_parsed():
+    older = managed("a.txt", run="RUNNING", create_time=1)
+    newer = managed("a.txt", run="DONE", create_time=2)
+    plan = plan_sync([entry("a.txt")], [newer, older])
+    assert Unchanged(path="a.txt", doc_id=older.id, pending=True) in plan.actions
+    assert (
+        Delete(path="a.txt", doc_ids=(newer.id,), reason="duplicate", wait_for=older.id)
+        in plan.actions
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_observer_keeps_the_same_duplicate(seed):
+    """Which copy wins must not depend on who looks, nor when (states change, order changes)."""
+    rng = random.Random(seed)
+    docs = [managed("a.txt", create_time=rng.randrange(3)) for _ in range(4)]
+    keepers = set()
+    for _ in range(10):
+        for d in docs:
+            d.run = rng.choice(["DONE", "RUNNING", "UNSTART", "FAIL"])
+            d.chunk_count = rng.randrange(3)
+        rng.shuffle(docs)
+        plan = plan_sync([entry("a.txt")], docs)
+        [primary] = [a for a in plan.actions if not isinstance(a, Delete)]
+        keepers.add(primary.doc_id)
+    assert len(keepers) == 1
+
+
+def test_move_across_extensions_is_a_replace_of_the_old_document():
+    doc = managed("notes.md", sha="s1")
+    plan = plan_sync([entry("notes.txt", sha="s1")], [doc])
+    assert plan.actions == (
+        Replace(
+            entry=entry("notes.txt", sha="s1"),
+            old_ids=(doc.id,),
+            detail="moved from notes.md, extension changed",
+        ),
+    )
+
+
+def test_move_prefers_a_document_with_the_same_extension():
+    md = managed("old.md", sha="s1", create_time=1)
+    txt = managed("old.txt", sha="s1", create_time=2)
+    plan = plan_sync([entry("new.txt", sha="s1")], [md, txt], PlanOptions(allow_mass_delete=True))
+    [move] = plan.of_kind("move")
+    assert move.doc_id == txt.id
 
 
 def test_superseded_version_is_deleted_once_the_new_one_parsed():
@@ -328,7 +415,9 @@ def test_invariants_on_random_scenarios(seed):
                 managed(p, sha=sha, run=rng.choice(["DONE", "DONE", "FAIL", "UNSTART", "RUNNING"]))
             )
         if rng.random() < 0.15:
-            docs.append(Doc(name=p, size=10, run="UNSTART", chunk_count=0))  # leftover
+            docs.append(leftover(p))
+        if rng.random() < 0.1:
+            docs.append(Doc(name=p, size=10, run="UNSTART", chunk_count=0))  # a user's, unparsed
         if rng.random() < 0.1:
             docs.append(Doc(name=p, size=10, run="DONE"))  # a user's own document
     opts = PlanOptions(allow_mass_delete=rng.random() < 0.5)
@@ -349,7 +438,7 @@ def test_invariants_on_random_scenarios(seed):
     for doc_id in deleted:
         doc = by_id[doc_id]
         if not doc.meta_fields:
-            assert doc.run == "UNSTART", "a user's document was deleted"
+            assert ".rfd-pending" in doc.name, "a user's document was deleted"
     # nothing removed beyond the guard
     removed = sum(len(d.doc_ids) for d in plan.of_kind("delete") if d.reason == "removed")
     managed_total = sum(1 for d in docs if d.meta_fields)

@@ -1,0 +1,201 @@
+"""Parsing: start it in batches, and wait until every document was *seen* finished.
+
+"Parsed" is a claim about a document, so it is made only from a listing of that document's id
+that shows it ``DONE``. Absence from a listing of pending documents proves nothing (the listing
+may be short, or the document deleted); a document that vanished is reported as such, never as
+parsed. Waiting holds no thread per document: the ids are polled in lists of 100.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ragflow_dagster.client import (
+    RAGFlowClient,
+    RAGFlowConflictError,
+    RAGFlowError,
+    RAGFlowIncompleteListingError,
+    RAGFlowUnavailableError,
+)
+
+logger = logging.getLogger("ragflow_dagster.sync")
+
+_FAILED = frozenset({"FAIL", "CANCEL"})
+_PENDING = frozenset({"UNSTART", "RUNNING"})
+_MAX_BAD_POLLS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ParseWaitOptions:
+    """How parsing is started and waited for.
+
+    Attributes:
+        parse_timeout: Deadline for the wait, in seconds.
+        parse_retries: How many times a failed parse is started again.
+        poll_interval: First polling interval; it grows to ``max_poll_interval``.
+        max_poll_interval: Longest polling interval, in seconds.
+    """
+
+    parse_timeout: float = 3600.0
+    parse_retries: int = 1
+    poll_interval: float = 0.2
+    max_poll_interval: float = 2.0
+
+
+@dataclass
+class ParseTracker:
+    """The documents whose parse a run started or waits for, and what became of them.
+
+    Attributes:
+        wanted: Documents to start (id -> attempts so far).
+        pending: Documents started (or found running) and not seen finished yet.
+        done: Documents seen ``DONE``.
+        failed: Documents that failed (after retries) or whose parse request was refused, with
+            the server's last message line.
+        vanished: Documents that disappeared while they were awaited (deleted by someone else).
+
+    Example:
+        >>> t = ParseTracker()
+        >>> t.want("d1"); sorted(t.wanted)
+        ['d1']
+    """
+
+    wanted: dict[str, int] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+    vanished: set[str] = field(default_factory=set)
+    requested: int = 0
+
+    def want(self, doc_id: str) -> None:
+        """Ask for ``doc_id`` to be parsed (sent by :func:`start_parses`)."""
+        self.wanted.setdefault(doc_id, 0)
+
+    def watch(self, doc_id: str) -> None:
+        """Wait for ``doc_id``, whose parse is already running."""
+        if doc_id not in self.done:
+            self.pending.add(doc_id)
+
+
+def start_parses(
+    client: RAGFlowClient,
+    dataset_id: str,
+    tracker: ParseTracker,
+    ids: Iterable[str] | None = None,
+) -> None:
+    """Send parse requests (100 ids per request) for ``ids`` (default: every wanted document
+    not started yet). A request the server refuses is split to isolate the document it refuses;
+    a document another run is parsing already counts as started."""
+    todo = [i for i in (tracker.wanted if ids is None else ids) if i not in tracker.pending]
+    for batch in _chunks(todo, 100):
+        try:
+            client.parse_documents(dataset_id, batch)
+            started = list(batch)
+        except RAGFlowUnavailableError:
+            raise
+        except RAGFlowError:
+            started = []
+            for doc_id in batch:
+                try:
+                    client.parse_documents(dataset_id, [doc_id])
+                    started.append(doc_id)
+                except RAGFlowUnavailableError:
+                    raise
+                except RAGFlowConflictError:
+                    started.append(doc_id)  # being parsed already (another run): wait for it
+                except RAGFlowError as exc:
+                    tracker.failed[doc_id] = f"parse request refused: {_last_line(str(exc))}"
+        for doc_id in started:
+            tracker.wanted[doc_id] = tracker.wanted.get(doc_id, 0) + 1
+            tracker.pending.add(doc_id)
+        tracker.requested += len(batch)
+
+
+def wait_for_parses(
+    client: RAGFlowClient,
+    dataset_id: str,
+    tracker: ParseTracker,
+    options: ParseWaitOptions,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    log: logging.Logger | None = None,
+) -> None:
+    """Poll the pending documents by id until each was seen finished, vanished, or the deadline
+    passed. Failed parses are started again up to ``options.parse_retries`` times."""
+    log = log or logger
+    deadline = time.monotonic() + options.parse_timeout
+    interval = options.poll_interval
+    total = len(tracker.pending)
+    bad_polls = 0
+    while tracker.pending:
+        try:
+            states = client.documents_by_id(dataset_id, sorted(tracker.pending))
+            bad_polls = 0
+        except RAGFlowIncompleteListingError as exc:
+            bad_polls += 1
+            log.warning("parse status listing incomplete (%s); polling again", exc)
+            if bad_polls >= _MAX_BAD_POLLS:
+                log.warning(
+                    "giving up the parse wait: %d listings in a row were incomplete", bad_polls
+                )
+                return
+            states = None
+        if states is not None:
+            _settle(client, dataset_id, tracker, states, options, log)
+        if progress is not None:
+            progress("parse", total - len(tracker.pending), total)
+        if not tracker.pending:
+            return
+        if time.monotonic() >= deadline:
+            log.warning(
+                "parse deadline of %.0fs passed with %d documents still parsing",
+                options.parse_timeout,
+                len(tracker.pending),
+            )
+            return
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, options.max_poll_interval)
+
+
+def _settle(
+    client: RAGFlowClient,
+    dataset_id: str,
+    tracker: ParseTracker,
+    states: dict,
+    options: ParseWaitOptions,
+    log: logging.Logger,
+) -> None:
+    retry: list[str] = []
+    for doc_id in sorted(tracker.pending):
+        doc = states.get(doc_id)
+        if doc is None:
+            tracker.pending.discard(doc_id)
+            tracker.vanished.add(doc_id)
+        elif doc.run == "DONE":
+            tracker.pending.discard(doc_id)
+            tracker.done.add(doc_id)
+        elif doc.run in _FAILED:
+            tracker.pending.discard(doc_id)
+            if tracker.wanted.get(doc_id, 0) <= options.parse_retries:
+                retry.append(doc_id)
+            else:
+                tracker.failed[doc_id] = _last_line(doc.progress_msg or doc.run)
+    if retry:
+        log.info("re-parsing %d documents that failed", len(retry))
+        start_parses(client, dataset_id, tracker, retry)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "failed"
+
+
+__all__ = ["ParseTracker", "ParseWaitOptions", "start_parses", "wait_for_parses"]

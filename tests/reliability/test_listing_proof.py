@@ -1,0 +1,119 @@
+"""A listing is complete only when proven complete (issue: exactly-once, item 2).
+
+A proxy in front of the sandbox serves short pages, drops ``data`` from 200 replies, or the
+test deletes documents by raw HTTP between two pages. Before the fix every unseen managed
+document was taken as missing and uploaded again, and the run said ``converged``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import requests
+
+from ragflow_dagster.client import RAGFlowClient, RAGFlowIncompleteListingError
+from ragflow_dagster.sources import LocalFolderSource
+from ragflow_dagster.sync.engine import SyncAbortedError, SyncOptions, sync_source
+
+from .proxy import LyingProxy, Seen
+from .raw import assert_exact, raw_documents, read_tree
+
+N = 250
+
+
+def _tree(root: Path, n: int = N) -> dict[str, bytes]:
+    rng = random.Random(n)
+    for i in range(n):
+        p = root / f"d{i % 5}" / f"f{i:04d}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(f"file {i} {rng.random()}\n".encode())
+    return read_tree(root)
+
+
+@pytest.fixture
+def synced(ragflow_sandbox, tmp_path):
+    """A dataset in sync with a 250-file folder; returns (sandbox, dataset id, folder, files)."""
+    files = _tree(tmp_path / "src")
+    with RAGFlowClient(ragflow_sandbox.base_url, ragflow_sandbox.api_key) as c:
+        ds = c.create_dataset(f"listing-{tmp_path.name}"[:100])
+        assert sync_source(c, LocalFolderSource(tmp_path / "src"), ds.id).converged
+    return ragflow_sandbox, ds.id, tmp_path / "src", files
+
+
+def _sync_through(proxy: LyingProxy, key: str, ds: str, src: Path, **opts):
+    with RAGFlowClient(proxy.base_url, key, max_retries=1, backoff=0.01) as c:
+        return sync_source(c, LocalFolderSource(src), ds, SyncOptions(**opts))
+
+
+def test_a_page_without_data_is_never_an_empty_dataset(synced):
+    sb, ds, src, files = synced
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.rewrite = lambda seen, body: {"code": 0} if seen.page == 2 else body
+        with pytest.raises(SyncAbortedError) as aborted:
+            _sync_through(proxy, sb.api_key, ds, src)
+    assert isinstance(aborted.value.__cause__, RAGFlowIncompleteListingError)
+    report = aborted.value.report
+    assert not report.converged and report.counts["uploaded"] == 0
+    assert_exact(sb.base_url, sb.api_key, ds, files)
+
+
+def test_a_short_page_before_total_is_never_the_end(synced):
+    sb, ds, src, files = synced
+
+    def short(seen: Seen, body: dict) -> dict:
+        if seen.page == 2 and "data" in body:
+            body["data"]["docs"] = body["data"]["docs"][:37]
+        return body
+
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.rewrite = short
+        with pytest.raises(SyncAbortedError):
+            _sync_through(proxy, sb.api_key, ds, src)
+    assert_exact(sb.base_url, sb.api_key, ds, files)
+
+
+def test_a_transient_bad_page_is_fetched_again_and_the_run_converges(synced):
+    sb, ds, src, files = synced
+    (src / "d0" / "new.txt").write_bytes(b"a new file\n")
+    files = read_tree(src)
+    broken = {"left": 2}
+
+    def flaky(seen: Seen, body: dict) -> dict:
+        if seen.page == 2 and broken["left"] > 0:
+            broken["left"] -= 1
+            return {"code": 0, "message": "success"}
+        return body
+
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.rewrite = flaky
+        report = _sync_through(proxy, sb.api_key, ds, src)
+    assert report.converged and report.counts["uploaded"] == 1
+    assert_exact(sb.base_url, sb.api_key, ds, files)
+
+
+def test_documents_deleted_between_two_pages_are_neither_skipped_nor_duplicated(synced):
+    """50 documents deleted by hand (raw HTTP) while the sync pages through the dataset."""
+    sb, ds, src, files = synced
+    victims = [d["id"] for d in raw_documents(sb.base_url, sb.api_key, ds)[:50]]
+    done = {"deleted": False}
+
+    def delete_between_pages(seen: Seen) -> None:
+        if seen.is_listing and seen.page == 2 and not done["deleted"]:
+            done["deleted"] = True
+            r = requests.delete(
+                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+                json={"ids": victims},
+                headers={"Authorization": f"Bearer {sb.api_key}"},
+                timeout=30,
+            )
+            assert r.json()["code"] == 0
+
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.before = delete_between_pages
+        report = _sync_through(proxy, sb.api_key, ds, src)
+    assert done["deleted"]
+    # the folder still has those 50 files: they are uploaded again, once each
+    assert report.converged and report.counts["uploaded"] == 50
+    assert_exact(sb.base_url, sb.api_key, ds, files)
