@@ -235,6 +235,7 @@ def _sync(
         parse_retries=opts.parse_retries,
     )
     given_up: set[str] = set()  # paths that failed for good in an earlier round
+    retried: set[str] = set()  # paths that failed in a way another round could mend
 
     def scope(p: str) -> bool:
         return p not in given_up and (opts.in_scope is None or opts.in_scope(p))
@@ -288,9 +289,14 @@ def _sync(
         )
         executor.run(plan)
         given_up |= executor.failed_paths
+        retried |= executor.retry_paths
         t = time.monotonic()
         docs = list_complete(client, dataset_id, log=log)
         report.durations["verify"] = report.durations.get("verify", 0.0) + time.monotonic() - t
+    # A transient failure (a document deleted under us by an overlapping run, a dropped
+    # connection) that the final, complete listing shows mended is no failure of the run.
+    in_sync = {a.path for a in plan.actions if isinstance(a, Unchanged)}
+    _forget(report, (retried - given_up) & in_sync)
     count_outcomes(report)
     if not report.verified:
         log.warning("%s not converged: %s", report.dataset_name or dataset_id, report.verification)

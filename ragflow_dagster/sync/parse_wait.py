@@ -18,6 +18,7 @@ from ragflow_dagster.client import (
     RAGFlowConflictError,
     RAGFlowError,
     RAGFlowIncompleteListingError,
+    RAGFlowNotFoundError,
     RAGFlowUnavailableError,
 )
 
@@ -88,8 +89,13 @@ def start_parses(
 ) -> None:
     """Send parse requests (100 ids per request) for ``ids`` (default: every wanted document
     not started yet). A request the server refuses is split to isolate the document it refuses;
-    a document another run is parsing already counts as started."""
-    todo = [i for i in (tracker.wanted if ids is None else ids) if i not in tracker.pending]
+    a document another run is parsing already counts as started, one deleted meanwhile as
+    vanished."""
+    todo = [
+        i
+        for i in (tracker.wanted if ids is None else ids)
+        if i not in tracker.pending and i not in tracker.vanished
+    ]
     for batch in _chunks(todo, 100):
         try:
             client.parse_documents(dataset_id, batch)
@@ -106,6 +112,8 @@ def start_parses(
                     raise
                 except RAGFlowConflictError:
                     started.append(doc_id)  # being parsed already (another run): wait for it
+                except RAGFlowNotFoundError:
+                    tracker.vanished.add(doc_id)  # deleted meanwhile (another run's dedupe)
                 except RAGFlowError as exc:
                     tracker.failed[doc_id] = f"parse request refused: {_last_line(str(exc))}"
         for doc_id in started:

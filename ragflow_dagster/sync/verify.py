@@ -10,6 +10,7 @@ every page against ``total``); one that changed while it was read is read again.
 from __future__ import annotations
 
 import logging
+import time
 
 from ragflow_dagster.client import Document, RAGFlowClient, RAGFlowIncompleteListingError
 from ragflow_dagster.sync.plan import Delete, Plan
@@ -21,13 +22,14 @@ def list_complete(
     client: RAGFlowClient,
     dataset_id: str,
     *,
-    passes: int = 3,
+    passes: int = 8,
     log: logging.Logger | None = None,
 ) -> list[Document]:
     """Every document of the dataset, from a listing proven complete.
 
     A pass that fails to prove itself (a page without data, a short page, documents deleted
-    while it ran) is started again from the first page, up to ``passes`` times.
+    while it ran) is started again from the first page, up to ``passes`` times, with a short
+    growing pause between passes (another run that deletes duplicates settles within seconds).
 
     Raises:
         RAGFlowIncompleteListingError: No pass could be proven complete.
@@ -42,7 +44,9 @@ def list_complete(
             return list(client.iter_documents(dataset_id))
         except RAGFlowIncompleteListingError as exc:
             last = exc
-            log.warning("dataset listing pass %d/%d not complete: %s", attempt, passes, exc)
+            log.info("dataset listing pass %d/%d not complete: %s", attempt, passes, exc)
+            if attempt < passes:
+                time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)))
     assert last is not None
     raise last
 
