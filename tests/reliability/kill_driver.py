@@ -12,7 +12,7 @@ methods that kills the process (``kill -9``, no cleanup, no ``finally``) at the 
 Without ``--kill-at`` it just syncs and exits 0 when the sync converged. It prints
 ``KILLPOINT <point> <n>`` to stderr right before killing itself.
 
-Usage: ``python kill_driver.py SRC DATASET [--kill-at POINT --nth N --delay-ms MS]``
+Usage: ``python kill_driver.py SRC DATASET [--kill-at POINT --nth N --delay-ms MS] [--no-lease]``
 (``RAGFLOW_BASE_URL`` and ``RAGFLOW_API_KEY`` come from the environment).
 """
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nth", type=int, default=1)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--batch", type=int, default=4, help="files per upload request")
+    parser.add_argument("--no-lease", action="store_true", help="overlap other runs freely")
     args = parser.parse_args(argv)
     client = RAGFlowClient(
         os.environ["RAGFLOW_BASE_URL"],
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             client,
             LocalFolderSource(args.src),
             dataset.id,
-            SyncOptions(max_workers=4, allow_mass_delete=True, parse_timeout=120),
+            SyncOptions(
+                max_workers=4, allow_mass_delete=True, parse_timeout=120, lease=not args.no_lease
+            ),
         )
     print(json.dumps(report.to_dict()))
     return 0 if report.converged else 1

@@ -60,15 +60,20 @@ def _dataset(sb, name: str) -> str:
         return c.create_dataset(name).id
 
 
+@pytest.mark.parametrize("phase", ["initial", "replace"])
 @pytest.mark.parametrize("edit", ["same_size", "size_change"])
 def test_kill_between_upload_and_label_then_an_edit_never_serves_old_bytes(
-    ragflow_sandbox, tmp_path, edit
+    ragflow_sandbox, tmp_path, edit, phase
 ):
     sb = ragflow_sandbox
     src = tmp_path / "src"
     _tree(src, {f"f{i}.txt": f"version one of file {i}\n".encode() for i in range(6)})
-    name = f"kill-label-{edit}"
+    name = f"kill-label-{edit}-{phase}"
     ds = _dataset(sb, name)
+    if phase == "replace":  # the interrupted run was replacing earlier versions
+        assert _sync(sb, src, ds).converged
+        for p in src.iterdir():
+            p.write_bytes(p.read_bytes().replace(b"version", b"VERSION"))
     _kill_run(sb, src, name, "after_upload")
     left = [d for d in raw_documents(sb.base_url, sb.api_key, ds) if not d.get("meta_fields")]
     assert left, "the kill left no unlabelled upload"
