@@ -38,6 +38,9 @@ EXIT_USAGE = 2
 
 ENV_BASE_URL = "RAGFLOW_BASE_URL"
 ENV_API_KEY = "RAGFLOW_API_KEY"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF = 0.25
+"""First retry delay of the CLI's client: 3 retries of a closed port end within 1.75 s."""
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -75,6 +78,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -138,11 +151,18 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
 # ------------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line plus where to look, not a 20-line usage block."""
+
+    def error(self, message: str) -> Any:  # argparse's signature says NoReturn
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nsee '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ragflow-dagster`` argument parser (subcommands ``sync`` and ``sandbox``)."""
     from ragflow_dagster import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ragflow-dagster",
         description="Keep RAGFlow datasets in sync with folders and S3 buckets.",
     )
@@ -195,6 +215,22 @@ def _add_sync_arguments(p: argparse.ArgumentParser) -> None:
         "--api-key",
         default=None,
         help=f"RAGFlow API key (default: ${ENV_API_KEY}; prefer the variable)",
+    )
+    server.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for a connection and for each reply (default: 30)",
+    )
+    server.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_RETRIES,
+        metavar="N",
+        help="retries of a refused connection, a timeout, HTTP 429 or 5xx, with a backoff "
+        f"starting at {DEFAULT_BACKOFF}s and doubling (default: {DEFAULT_MAX_RETRIES}); an "
+        "unknown host or a refused key is never retried",
     )
     server.add_argument(
         "--chunk-method",
@@ -333,9 +369,20 @@ def _add_sync_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--stats-file", type=Path, metavar="PATH", help="write the report as JSON here"
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: on a terminal only)"
+    )
+    run.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is not a terminal"
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    run.add_argument("-v", "--verbose", action="store_true", help="log what the sync does")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what the sync does, with retries (-vv: every request)",
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -400,35 +447,43 @@ def filters_from_args(args: argparse.Namespace) -> Any:
 
 
 class _Progress:
-    """tqdm bars driven by the engine's ``progress(phase, done, total)`` callback."""
+    """tqdm bars driven by the engine's ``progress(phase, done, total)`` callback.
+
+    ``enabled=None`` draws them only when stderr is a terminal (tqdm's ``disable=None``), so a
+    redirected log gets no frames.
+    """
 
     _LABELS = {"upload": "uploading", "parse": "parsing", "labels": "labelling"}
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool | None) -> None:
         self.enabled = enabled
         self._lock = threading.Lock()
         self._bar: Any = None
         self._phase: str | None = None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled:
+        if self.enabled is False:
             return
+        done = min(done, total)
         with self._lock:
             if phase != self._phase or self._bar is None or self._bar.total != total:
                 self._close()
                 from tqdm import tqdm
 
+                # initial=done: work finished before the bar existed is not counted in its rate
                 self._bar = tqdm(
                     total=total,
+                    initial=done,
                     desc=self._LABELS.get(phase, phase),
                     unit="file",
                     file=sys.stderr,
                     leave=True,
                     dynamic_ncols=True,
+                    disable=None if self.enabled is None else False,
                 )
                 self._phase = phase
-            self._bar.n = min(done, total)
-            self._bar.refresh()
+            if done > self._bar.n:
+                self._bar.update(done - self._bar.n)
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -443,12 +498,13 @@ class _Progress:
 def exit_code_for(report: Any, *, waited: bool) -> int:
     """``0`` when the sync converged, else ``1``.
 
-    Converged: nothing failed, no parse failed, the guard refused nothing, the listing was
-    complete, and (when waiting) nothing is still parsing.
+    Converged: the run did not abort, nothing failed, no parse failed, the guard refused nothing,
+    the listing was complete, and (when waiting) nothing is still parsing.
     """
     c = report.counts
     bad = (
-        c.get("failed", 0)
+        report.error is not None
+        or c.get("failed", 0)
         or c.get("parse_failed", 0)
         or (waited and c.get("parse_pending", 0))
         or report.guard_refused
@@ -459,17 +515,14 @@ def exit_code_for(report: Any, *, waited: bool) -> int:
 
 def run_sync(args: argparse.Namespace) -> int:
     """Run ``ragflow-dagster sync`` with parsed arguments; returns the exit code."""
-    level = logging.INFO if args.verbose else (logging.ERROR if args.quiet else logging.WARNING)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    _configure_logging(verbose=args.verbose, quiet=args.quiet)
     log = logging.getLogger("ragflow_dagster.cli")
 
     base_url = args.base_url or os.environ.get(ENV_BASE_URL)
     api_key = args.api_key or os.environ.get(ENV_API_KEY)
     if not base_url:
         raise _UsageError(f"no server: pass --base-url or set {ENV_BASE_URL}")
-    if not api_key:
+    if not api_key or not api_key.strip():
         raise _UsageError(f"no API key: pass --api-key or set {ENV_API_KEY}")
     if not args.dataset.strip():
         raise _UsageError("--dataset: empty name")
@@ -493,8 +546,9 @@ def run_sync(args: argparse.Namespace) -> int:
             what = "does not exist" if not root.exists() else "is not a folder"
             raise _UsageError(f"SOURCE: {args.source!r} {what}")
 
-    from ragflow_dagster.client import RAGFlowClient, RAGFlowError, ensure_dataset
-    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+    from ragflow_dagster.client import RAGFlowClient, RAGFlowError
+    from ragflow_dagster.sync.engine import SyncOptions
+    from ragflow_dagster.sync.report import SyncReport
 
     options = SyncOptions(
         filters=filters,
@@ -505,46 +559,46 @@ def run_sync(args: argparse.Namespace) -> int:
         allow_mass_delete=args.allow_mass_delete,
         max_delete_fraction=args.max_delete_fraction,
         delete_removed=not args.keep_removed,
+        mass_delete_hint="--allow-mass-delete",
     )
-    progress = _Progress(enabled=not (args.no_progress or args.quiet))
     try:
-        client = RAGFlowClient(base_url, api_key, pool_size=max(16, args.max_workers * 2))
+        client = RAGFlowClient(
+            base_url,
+            api_key,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            backoff=DEFAULT_BACKOFF,
+            pool_size=max(16, args.max_workers * 2),
+        )
     except ValueError as exc:
-        raise _UsageError(f"--base-url: {exc}") from None
+        flag = "--api-key" if "api_key" in str(exc) else "--base-url"
+        raise _UsageError(f"{flag}: {exc}") from None
+    enabled = False if (args.no_progress or args.quiet) else (True if args.progress else None)
+    progress = _Progress(enabled=enabled)
+    report: SyncReport | None = None
+    error: str | None = None
     try:
         with client:
-            dataset = _dataset(client, args, ensure_dataset, log)
-            if dataset is None:  # dry run against a dataset that does not exist yet
-                report = _dry_run_new_dataset(source, options, args.dataset)
-            else:
-                report = sync_source(
-                    client,
-                    source,
-                    dataset.id,
-                    options,
-                    dataset_name=dataset.name,
-                    progress=progress,
-                    log=logging.getLogger("ragflow_dagster.sync"),
-                )
+            report = _sync(client, source, options, args, progress=progress, log=log)
     except RAGFlowError as exc:
-        progress.close()
-        print(f"error: RAGFlow at {base_url}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        error = explain_error(exc, base_url)
     except SourceError as exc:
+        error = f"SOURCE {args.source}: {exc}"
+    finally:
         progress.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    progress.close()
+    if report is None:  # the run stopped before it had a report: say so, with zero work done
+        report = SyncReport(
+            dataset_id="", source_uri=source.uri, dataset_name=args.dataset, dry_run=args.dry_run
+        )
+        report.api_calls = client.request_count
+    report.error = error
 
-    if args.stats_file is not None:
-        data = report.to_dict()
-        try:
-            args.stats_file.parent.mkdir(parents=True, exist_ok=True)
-            args.stats_file.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        except OSError as exc:
-            print(f"error: --stats-file {args.stats_file}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
     code = exit_code_for(report, waited=not args.no_wait and not args.dry_run)
+    if args.stats_file is not None and not _write_stats(args.stats_file, report):
+        code = EXIT_FAILED
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if not args.quiet or code:
         stream = sys.stdout if code == EXIT_OK else sys.stderr
         print(report.summary(), file=stream)
@@ -555,29 +609,120 @@ def run_sync(args: argparse.Namespace) -> int:
     return code
 
 
-def _dataset(client: Any, args: argparse.Namespace, ensure: Any, log: logging.Logger) -> Any:
-    """The dataset to sync into: created when missing (not on a dry run: None then)."""
-    if args.dry_run:
-        return client.find_dataset(args.dataset)
-    result = ensure(
-        client,
-        args.dataset,
-        chunk_method=args.chunk_method,
-        parser_config=args.parser_config,
-        embedding_model=args.embedding_model,
-        log=log,
-    )
-    return result.dataset
+def _write_stats(path: Path, report: Any) -> bool:
+    """Write the report as JSON (also for a run that aborted); False (and one line) on failure."""
+    data = report.to_dict()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        print(f"error: --stats-file {path}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
-def _dry_run_new_dataset(source: Any, options: Any, name: str) -> Any:
-    """A dry run against a dataset that does not exist: every file would be uploaded."""
+def explain_error(exc: Any, base_url: str) -> str:
+    """One line for a client error that stopped the run, naming what to check.
+
+    Example:
+        >>> from ragflow_dagster.client import RAGFlowUnavailableError
+        >>> err = RAGFlowUnavailableError("connection refused", method="GET", route="/api/v1/x")
+        >>> explain_error(err, "http://127.0.0.1:1")  # doctest: +ELLIPSIS
+        'cannot reach RAGFlow at http://127.0.0.1:1: connection refused (1 attempt); check ...'
+    """
+    from ragflow_dagster.client import RAGFlowAuthError, RAGFlowUnavailableError
+
+    attempts = int(getattr(exc, "attempts", 1) or 1)
+    tries = f"{attempts} attempt" + ("" if attempts == 1 else "s")
+    if isinstance(exc, RAGFlowAuthError):
+        return f"RAGFlow at {base_url}: {exc.message}"
+    if isinstance(exc, RAGFlowUnavailableError) and exc.http_status is None:
+        return (
+            f"cannot reach RAGFlow at {base_url}: {exc.message} ({tries}); check --base-url / "
+            f"{ENV_BASE_URL} and that the server is running (--max-retries, --timeout to tune)"
+        )
+    return f"RAGFlow at {base_url}: {exc} ({tries})"
+
+
+_handler: logging.Handler | None = None
+
+
+def _configure_logging(*, verbose: int, quiet: bool) -> None:
+    """One handler on the ``ragflow_dagster`` logger (re-created per run, never doubled).
+
+    Default: warnings, without the client's retry lines (the final error says how many attempts
+    were made); ``-v`` adds what the sync does and each retry; ``-vv`` every request.
+    """
+    global _handler
+    pkg = logging.getLogger("ragflow_dagster")
+    if _handler is not None:
+        pkg.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    pkg.addHandler(_handler)
+    pkg.propagate = False
+    if quiet:
+        level, client_level = logging.ERROR, logging.ERROR
+    elif verbose >= 2:
+        level, client_level = logging.DEBUG, logging.DEBUG
+    elif verbose == 1:
+        level, client_level = logging.INFO, logging.INFO
+    else:
+        level, client_level = logging.WARNING, logging.ERROR
+    pkg.setLevel(level)
+    logging.getLogger("ragflow_dagster.client").setLevel(client_level)
+
+
+def _sync(
+    client: Any,
+    source: Any,
+    options: Any,
+    args: argparse.Namespace,
+    *,
+    progress: _Progress,
+    log: logging.Logger,
+) -> Any:
+    """The sync itself. A dataset is created only after the source was listed successfully."""
+    from ragflow_dagster.client import ensure_dataset
     from ragflow_dagster.sources import build_inventory
+    from ragflow_dagster.sync.engine import sync_source
+
+    dataset = client.find_dataset(args.dataset)
+    inventory = None
+    if dataset is None:
+        # list first: a bucket or folder that cannot be listed must not leave an empty dataset
+        inventory = build_inventory(source, options.filters)
+        if args.dry_run:
+            return _dry_run_new_dataset(source, options, args.dataset, inventory, client)
+        dataset = ensure_dataset(
+            client,
+            args.dataset,
+            chunk_method=args.chunk_method,
+            parser_config=args.parser_config,
+            embedding_model=args.embedding_model,
+            log=log,
+        ).dataset
+    return sync_source(
+        client,
+        source,
+        dataset.id,
+        options,
+        dataset_name=dataset.name,
+        inventory=inventory,
+        progress=progress,
+        log=logging.getLogger("ragflow_dagster.sync"),
+        api_calls_since=0,  # count every request of this run, the dataset lookup included
+    )
+
+
+def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, client: Any) -> Any:
+    """A dry run against a dataset that does not exist: every file would be uploaded."""
     from ragflow_dagster.sync.engine import make_plan
     from ragflow_dagster.sync.report import SyncReport
 
     report = SyncReport(dataset_id="", source_uri=source.uri, dataset_name=name, dry_run=True)
-    inventory = build_inventory(source, options.filters)
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete
@@ -590,6 +735,7 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str) -> Any:
     for action in plan.actions:
         report.add("uploaded")
         report.record(action.path, action.kind, "planned")
+    report.api_calls = client.request_count
     return report
 
 
@@ -611,22 +757,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except _UsageError as exc:
-        parser_for = parser
-        if args.command == "sync":
-            parser_for = _subparser(parser, "sync")
-        parser_for.print_usage(sys.stderr)
-        print(f"{parser_for.prog}: error: {exc}", file=sys.stderr)
+        prog = f"{parser.prog} {args.command}"
+        print(f"{prog}: error: {exc}\nsee '{prog} --help'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    return parser
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,7 @@ class SyncOptions:
         max_rounds: A round that leaves retryable failures (timeouts, 5xx, dropped connections) is
             followed by a fresh listing and a new plan for the failed paths, up to this many rounds.
         in_scope: Only these paths are acted on (a partition subset); None = all.
+        mass_delete_hint: How this caller lifts the guard, named in the guard's message.
     """
 
     filters: FileFilters | None = None
@@ -56,6 +57,7 @@ class SyncOptions:
     reparse_failed: bool = True
     max_rounds: int = 3
     in_scope: Callable[[str], bool] | None = field(default=None, compare=False)
+    mass_delete_hint: str = "allow_mass_delete=True"
 
 
 def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
@@ -104,6 +106,7 @@ def make_plan(
             delete_removed=options.delete_removed,
             reparse_failed=options.reparse_failed,
             change_token_is_content_hash=token_is_content,
+            mass_delete_hint=options.mass_delete_hint,
         ),
     )
 
@@ -119,6 +122,7 @@ def sync_source(
     documents: list[Document] | None = None,
     progress: Progress | None = None,
     log: logging.Logger | None = None,
+    api_calls_since: int | None = None,
 ) -> SyncReport:
     """Bring a RAGFlow dataset in sync with a source.
 
@@ -132,6 +136,9 @@ def sync_source(
         documents: A ready listing of the dataset (else it is listed).
         progress: ``progress(phase, done, total)`` callback.
         log: Logger for progress lines.
+        api_calls_since: The client's ``request_count`` when the caller's work for this sync
+            began (before its own listing of ``documents``), so ``api_calls`` counts it too;
+            default: the count when this function starts.
 
     Returns:
         The :class:`SyncReport`.
@@ -146,7 +153,7 @@ def sync_source(
     opts = options or SyncOptions()
     log = log or logger
     t0 = time.monotonic()
-    calls0 = _api_calls(client)
+    calls0 = client.request_count if api_calls_since is None else api_calls_since
     report = SyncReport(
         dataset_id=dataset_id,
         source_uri=source.uri,
@@ -211,7 +218,7 @@ def sync_source(
             )
         count_outcomes(report)
     report.durations["total"] = time.monotonic() - t0
-    report.api_calls = _api_calls(client) - calls0
+    report.api_calls = client.request_count - calls0
     log.info("sync finished: %s", report.to_json())
     return report
 
@@ -249,10 +256,6 @@ def _record_planned(report: SyncReport, plan: Plan) -> None:
     for d in plan.withheld_deletes:
         for doc_id in d.doc_ids:
             report.record(d.path, "delete", "withheld", doc_id=doc_id, detail="mass-delete guard")
-
-
-def _api_calls(client: RAGFlowClient) -> int:
-    return int(getattr(client, "request_count", 0) or 0)
 
 
 __all__ = ["SyncOptions", "known_files", "list_documents", "make_plan", "sync_source"]
