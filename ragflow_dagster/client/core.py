@@ -169,11 +169,13 @@ def _checked_base_url(base_url: object) -> str:
     """``base_url`` without a trailing ``/`` or ``/api/v1``; a clear ``ValueError`` if unusable."""
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError("base_url is required, e.g. http://127.0.0.1:9380")
-    url = base_url.strip().rstrip("/")
+    url = base_url.strip()
+    if "://" not in url:
+        url = url.rstrip("/")
+        raise ValueError(f"base_url {url!r} has no scheme: use e.g. http://{url}")
+    url = url.rstrip("/")
     if url.endswith(API_PREFIX):
         url = url[: -len(API_PREFIX)].rstrip("/")
-    if "://" not in url:
-        raise ValueError(f"base_url {url!r} has no scheme: use e.g. http://{url}")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError(f"base_url {url!r}: the scheme must be http or https")

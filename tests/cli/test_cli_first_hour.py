@@ -338,3 +338,37 @@ def test_a_source_that_cannot_be_listed_leaves_no_dataset(server, s3_endpoint, t
     assert code == 1 and line.startswith("error: SOURCE s3://nonexistent-bucket")
     assert _raw_datasets(server, name) == []
     assert json.loads(stats.read_text())["converged"] is False
+
+
+# --------------------------------------------------------------------------- the client itself
+
+
+def test_the_client_strips_the_key_and_refuses_bad_ones_without_showing_them(ragflow_sandbox):
+    from ragflow_dagster.client import RAGFlowClient
+
+    with RAGFlowClient(ragflow_sandbox.base_url, f"  {ragflow_sandbox.api_key}\r\n") as client:
+        assert client.find_dataset("no-such-dataset-anywhere") is None  # the key was accepted
+        assert client.request_count == 1
+    for bad in ("ragflow-TOP SECRET", "ragflow-TOP\nSECRET", "ragflow-TOPSECRET\x00", "\n"):
+        with pytest.raises(ValueError) as info:
+            RAGFlowClient(ragflow_sandbox.base_url, bad)
+        assert "api_key" in str(info.value)
+        assert "TOP" not in str(info.value) and "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("127.0.0.1:9380", "has no scheme: use e.g. http://127.0.0.1:9380"),
+        ("localhost", "has no scheme"),
+        ("ftp://127.0.0.1:9380", "must be http or https"),
+        ("http://127.0.0.1:port", "the port is not a number"),
+        ("http:///api/v1", "has no host"),
+        ("", "base_url is required"),
+    ],
+)
+def test_the_client_refuses_unusable_base_urls_at_construction(url, needle):
+    from ragflow_dagster.client import RAGFlowClient
+
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        RAGFlowClient(url, SECRET)
