@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -515,7 +516,11 @@ def exit_code_for(report: Any, *, waited: bool) -> int:
 
 def run_sync(args: argparse.Namespace) -> int:
     """Run ``ragflow-dagster sync`` with parsed arguments; returns the exit code."""
-    _configure_logging(verbose=args.verbose, quiet=args.quiet)
+    with cli_logging(verbose=args.verbose, quiet=args.quiet):
+        return _run_sync(args)
+
+
+def _run_sync(args: argparse.Namespace) -> int:
     log = logging.getLogger("ragflow_dagster.cli")
 
     base_url = args.base_url or os.environ.get(ENV_BASE_URL)
@@ -646,23 +651,19 @@ def explain_error(exc: Any, base_url: str) -> str:
     return f"RAGFlow at {base_url}: {exc} ({tries})"
 
 
-_handler: logging.Handler | None = None
-
-
-def _configure_logging(*, verbose: int, quiet: bool) -> None:
-    """One handler on the ``ragflow_dagster`` logger (re-created per run, never doubled).
+@contextlib.contextmanager
+def cli_logging(*, verbose: int, quiet: bool) -> Iterator[None]:
+    """One handler on the ``ragflow_dagster`` logger for the duration of a command, each line
+    once (nothing propagates to handlers others installed); the previous state comes back after.
 
     Default: warnings, without the client's retry lines (the final error says how many attempts
     were made); ``-v`` adds what the sync does and each retry; ``-vv`` every request.
     """
-    global _handler
     pkg = logging.getLogger("ragflow_dagster")
-    if _handler is not None:
-        pkg.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    pkg.addHandler(_handler)
-    pkg.propagate = False
+    client = logging.getLogger("ragflow_dagster.client")
+    saved = (pkg.level, pkg.propagate, client.level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if quiet:
         level, client_level = logging.ERROR, logging.ERROR
     elif verbose >= 2:
@@ -671,8 +672,17 @@ def _configure_logging(*, verbose: int, quiet: bool) -> None:
         level, client_level = logging.INFO, logging.INFO
     else:
         level, client_level = logging.WARNING, logging.ERROR
+    pkg.addHandler(handler)
+    pkg.propagate = False
     pkg.setLevel(level)
-    logging.getLogger("ragflow_dagster.client").setLevel(client_level)
+    client.setLevel(client_level)
+    try:
+        yield
+    finally:
+        pkg.removeHandler(handler)
+        pkg.setLevel(saved[0])
+        pkg.propagate = saved[1]
+        client.setLevel(saved[2])
 
 
 def _sync(

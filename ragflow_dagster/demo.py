@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -195,20 +196,17 @@ def summary_line(outcome: dict[str, Any]) -> str:
     return json.dumps(line, default=str)
 
 
-def _configure_logging(*, verbose: bool) -> None:
-    """Our own warnings (INFO with ``-v``) once each, on stderr; Dagster's log is set per run."""
-    pkg = logging.getLogger("ragflow_dagster")
-    for handler in list(pkg.handlers):
-        pkg.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    # project.py both logs and prints the "using the sandbox" banner: show it once
-    handler.addFilter(lambda r: "RAGFLOW_BASE_URL is not set" not in r.getMessage())
-    pkg.addHandler(handler)
-    pkg.propagate = False
-    pkg.setLevel(logging.INFO if verbose else logging.WARNING)
-    if not verbose:
-        logging.getLogger("ragflow_dagster.client").setLevel(logging.ERROR)
+def _demo_logging(*, verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """The CLI's logging (one handler, each line once, restored afterwards), minus the sandbox
+    banner that project.py both logs and prints."""
+    from ragflow_dagster.cli import cli_logging
+
+    return cli_logging(verbose=1 if verbose else 0, quiet=False)
+
+
+class _NoBanner(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RAGFLOW_BASE_URL is not set" not in record.getMessage()
 
 
 def _n(count: int, noun: str) -> str:
@@ -224,11 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ragflow_dagster.demo")
     parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's event log too")
     args = parser.parse_args(argv)
-    _configure_logging(verbose=args.verbose)
+    banner = _NoBanner()
+    project_logger = logging.getLogger("ragflow_dagster")
+    project_logger.addFilter(banner)
     try:
-        outcome = run_demo(verbose=args.verbose)
+        with _demo_logging(verbose=args.verbose):
+            outcome = run_demo(verbose=args.verbose)
     except Exception as exc:  # the definitions could not even be built: say why, in one line
         outcome = {"success": False, "report": {}, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        project_logger.removeFilter(banner)
     if not outcome["success"]:
         print(f"\nthe run did not succeed: {outcome['error']}", file=sys.stderr)
     else:

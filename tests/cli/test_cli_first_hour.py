@@ -306,6 +306,11 @@ def test_each_log_line_once_across_runs_in_one_process(server, tmp_path, capsys)
         assert main(["sync", str(src), "--dataset", name, "-v", "--no-wait"]) == 0
         err = capsys.readouterr().err
         assert len(re.findall(r"plan for " + re.escape(name), err)) == 1
+    # and the process's logging is left as it was (a library user's handlers still get records)
+    import logging
+
+    pkg = logging.getLogger("ragflow_dagster")
+    assert pkg.propagate is True and pkg.handlers == [] and pkg.level == logging.NOTSET
 
 
 def test_progress_rates_are_sane(server, tmp_path, capsys):
