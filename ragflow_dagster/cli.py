@@ -517,7 +517,23 @@ def exit_code_for(report: Any, *, waited: bool) -> int:
 def run_sync(args: argparse.Namespace) -> int:
     """Run ``ragflow-dagster sync`` with parsed arguments; returns the exit code."""
     with cli_logging(verbose=args.verbose, quiet=args.quiet):
-        return _run_sync(args)
+        try:
+            return _run_sync(args)
+        except Exception as exc:
+            # bad input found late, or a bug: the stats file must not keep the last verdict
+            if args.stats_file is not None:
+                from ragflow_dagster.sync.report import SyncReport
+
+                what = "bad input" if isinstance(exc, _UsageError) else type(exc).__name__
+                report = SyncReport(
+                    dataset_id="",
+                    source_uri=args.source,
+                    dataset_name=args.dataset,
+                    dry_run=args.dry_run,
+                    error=f"{what}: {exc}",
+                )
+                _write_stats(args.stats_file, report)
+            raise
 
 
 def _run_sync(args: argparse.Namespace) -> int:

@@ -228,6 +228,17 @@ def test_the_stats_file_is_written_when_the_run_aborts(tmp_path, closed_port, mo
     assert report["uploaded"] == 0 and report["dataset_name"] == "x"
 
 
+def test_the_stats_file_is_written_for_bad_input_found_late(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAGFLOW_API_KEY", "ragflow-TOP SECRET")  # a space: refused locally
+    monkeypatch.setenv("RAGFLOW_BASE_URL", "http://127.0.0.1:9")
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"converged": True}))
+    assert main(["sync", str(tmp_path), "--dataset", "x", "--stats-file", str(stats)]) == 2
+    report = json.loads(stats.read_text())
+    assert report["converged"] is False and report["error"].startswith("bad input: --api-key")
+    assert "SECRET" not in stats.read_text() + capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- honest counters
 
 
