@@ -143,14 +143,16 @@ def run_demo(*, instance: Any = None, verbose: bool = False) -> dict[str, Any]:
     return {
         "success": result.success,
         "report": report,
-        "error": None if result.success else _first_failure(result),
+        "error": None
+        if result.success
+        else _first_failure(result, base_url=project.server.base_url),
         "checks": checks,
         "run_id": result.run_id,
     }
 
 
-def _first_failure(result: Any) -> str:
-    """The first failed step's error, one line."""
+def _first_failure(result: Any, *, base_url: str) -> str:
+    """The first failed step's error, one line, without Dagster's wrapping."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
@@ -160,8 +162,14 @@ def _first_failure(result: Any) -> str:
             # the innermost cause is the one that names the problem (Dagster wraps it)
             while error.cause is not None and error.cls_name in _WRAPPERS:
                 error = error.cause
-            message = (error.message or error.cls_name or "").strip().splitlines()
-            return f"{step}: {message[0] if message else 'failed'}"
+            lines = (error.message or error.cls_name or "failed").strip().splitlines()
+            message = lines[0] if lines else "failed"
+            prefix = f"{error.cls_name}: "
+            if prefix in message:  # "package.module.Class: text" -> "text"
+                message = message.split(prefix, 1)[1]
+            if (error.cls_name or "").lstrip("_").startswith(("RAGFlow", "TransportError")):
+                message = f"RAGFlow at {base_url}: {message}"
+            return f"{step}: {message}"
     return "the run failed (see the log above)"
 
 
@@ -233,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         project_logger.removeFilter(banner)
     if not outcome["success"]:
-        print(f"\nthe run did not succeed: {outcome['error']}", file=sys.stderr)
+        print("\nthe run did not succeed; its error is on the last line", file=sys.stderr)
     else:
         home = os.environ.get(ENV_DAGSTER_HOME)
         print(f"\nrecorded in the Dagster instance at {home}: `make dev` shows it")
