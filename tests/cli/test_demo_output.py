@@ -4,6 +4,7 @@ in the persistent instance that ``make dev`` opens."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,24 @@ def test_the_demo_run_is_recorded_in_the_shared_instance(
         )
         assert checks is not None
     assert (home / "dagster.yaml").exists()
+
+
+def test_the_readme_states_the_sensor_default_that_make_dev_shows(monkeypatch):
+    """The README's first screen says the root project's sensor and schedule start stopped."""
+    import dagster as dg
+
+    from ragflow_dagster.project import ServerInfo, build_project
+
+    monkeypatch.delenv("RAGFLOW_SOURCE", raising=False)
+    monkeypatch.delenv("RAGFLOW_DATASET", raising=False)
+    project = build_project(ServerInfo("http://127.0.0.1:9", "ragflow-unused", embedded=True))
+    defs = project.defs
+    sensor = defs.resolve_sensor_def("acme_handbook_sensor")
+    schedule = defs.resolve_schedule_def("acme_handbook_reconcile_schedule")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    first_screen = readme.split("## What it does")[0]
+    assert "`acme_handbook_sensor` and `acme_handbook_reconcile_schedule` are **stopped**" in (
+        " ".join(first_screen.split())
+    )
