@@ -18,11 +18,16 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not soak"
 
-demo: $(STAMP)
-	$(BIN)/python -m ragflow_dagster.demo
+# demo and dev share one persistent Dagster instance (runs, partitions, check results) in .dagster/
+.dagster/dagster.yaml:
+	mkdir -p .dagster
+	printf '# The Dagster instance of make demo and make dev.\ntelemetry:\n  enabled: false\n' > $@
 
-dev: $(STAMP)
-	$(BIN)/dagster dev -w workspace.yaml
+demo: $(STAMP) .dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/python -m ragflow_dagster.demo $(ARGS)
+
+dev: $(STAMP) .dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -6,7 +6,10 @@ documents whose file is gone (behind the mass-delete guard) and, by default, wai
 has finished. It takes the legacy uploader's filter flags.
 
 Exit codes: ``0`` everything converged; ``1`` something failed, the mass-delete guard refused,
-the listing was incomplete or the server could not be used; ``2`` usage error.
+the listing was incomplete or the run stopped (server unreachable, key refused, source not
+listable: one line naming what to check); ``2`` usage error (one line and ``see --help``).
+``--stats-file`` is written in every case after parsing, with ``"converged": false`` and
+``"error"`` when the run stopped early.
 
 Example:
     .. code-block:: console
@@ -20,117 +23,46 @@ Example:
 from __future__ import annotations
 
 import argparse
-import codecs
+import contextlib
 import json
 import logging
 import os
-import re
 import sys
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from ragflow_dagster.cli_options import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    UsageError,
+    add_sync_arguments,
+    filters_from_args,
+    parse_size,
+)
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_MAX_RETRIES",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "cli_logging",
+    "exit_code_for",
+    "explain_error",
+    "filters_from_args",
+    "main",
+    "parse_size",
+    "run_sync",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-ENV_BASE_URL = "RAGFLOW_BASE_URL"
-ENV_API_KEY = "RAGFLOW_API_KEY"
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-# ------------------------------------------------------------------------------------------------
-# argument types (an ArgumentTypeError becomes "argument --flag: <message>", exit 2)
-# ------------------------------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    """A size in bytes: ``1000``, ``64k``, ``50MB``, ``1.5GiB`` (k = 1000, Ki = 1024).
-
-    Example:
-        >>> parse_size("50MB"), parse_size("2KiB"), parse_size("10")
-        (50000000, 2048, 10)
-    """
-    m = _SIZE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1000, 64k, 50MB)")
-    number, unit = m.group(1), (m.group(2) or "").lower()
-    binary = "i" in unit
-    letter = unit[:1] if unit[:1] in "kmgt" else ""
-    factor = (1024 ** "kmgt".index(letter) * 1024) if binary and letter else _UNITS[letter]
-    value = float(number) * factor
-    if value != int(value) and factor == 1:
-        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}")
-    return int(value)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _iso_datetime(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO date/time: {text!r} (use e.g. 2024-01-31 or 2024-01-31T12:00)"
-        ) from None
-
-
-def _encoding(text: str) -> str:
-    try:
-        codecs.lookup(text)
-    except LookupError:
-        raise argparse.ArgumentTypeError(f"unknown encoding: {text!r}") from None
-    return text
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
-def _split(values: Sequence[str] | None) -> list[str] | None:
-    """Flags taking several values accept ``a b`` and ``a,b`` alike."""
-    if values is None:
-        return None
-    out = [v.strip() for item in values for v in item.split(",")]
-    return [v for v in out if v]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,11 +70,18 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
 # ------------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line plus where to look, not a 20-line usage block."""
+
+    def error(self, message: str) -> Any:  # argparse's signature says NoReturn
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nsee '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ragflow-dagster`` argument parser (subcommands ``sync`` and ``sandbox``)."""
     from ragflow_dagster import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ragflow-dagster",
         description="Keep RAGFlow datasets in sync with folders and S3 buckets.",
     )
@@ -155,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sync a folder or S3 prefix into a RAGFlow dataset (no Dagster needed)",
         description="Sync a folder or s3://bucket/prefix into a RAGFlow dataset: upload new "
         "files, replace changed ones, delete documents of removed files, wait for parsing.",
-        epilog="Exit codes: 0 converged; 1 something failed, the mass-delete guard refused or "
-        "the listing was incomplete; 2 usage error.",
+        epilog="Exit codes: 0 converged; 1 something failed, the mass-delete guard refused, "
+        "the listing was incomplete or the run stopped (server unreachable, key refused, source "
+        "not listable); 2 usage error.",
     )
-    _add_sync_arguments(sync)
+    add_sync_arguments(sync)
     sync.set_defaults(handler=run_sync)
 
     sandbox = sub.add_parser(
@@ -176,265 +116,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_sync_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="SOURCE", help="a folder, or s3://bucket/prefix")
-    p.add_argument(
-        "--dataset",
-        required=True,
-        metavar="NAME",
-        help="RAGFlow dataset name (created when missing)",
-    )
-
-    server = p.add_argument_group("server")
-    server.add_argument(
-        "--base-url",
-        default=None,
-        help=f"RAGFlow address, e.g. http://localhost:9380 (default: ${ENV_BASE_URL})",
-    )
-    server.add_argument(
-        "--api-key",
-        default=None,
-        help=f"RAGFlow API key (default: ${ENV_API_KEY}; prefer the variable)",
-    )
-    server.add_argument(
-        "--chunk-method",
-        default="naive",
-        help="chunk method of a newly created dataset (default: naive)",
-    )
-    server.add_argument(
-        "--parser-config",
-        type=_json_object,
-        default=None,
-        metavar="JSON",
-        help="parser_config of a newly created dataset, e.g. '{\"chunk_token_num\": 256}'",
-    )
-    server.add_argument(
-        "--embedding-model", default=None, help="embedding model of a newly created dataset"
-    )
-    server.add_argument(
-        "--s3-endpoint-url",
-        default=None,
-        metavar="URL",
-        help="S3-compatible endpoint (MinIO, R2, ...) for s3:// sources "
-        "(default: $AWS_ENDPOINT_URL_S3 / AWS configuration)",
-    )
-
-    f = p.add_argument_group("filters (as in the legacy uploader)")
-    f.add_argument(
-        "--extensions",
-        nargs="*",
-        metavar="EXT",
-        help="allowed extensions: pdf docx md (or pdf,docx,md); default: any",
-    )
-    f.add_argument(
-        "--exclude-dirs",
-        nargs="*",
-        metavar="DIR",
-        help="directory names never entered (globs allowed): .git node_modules",
-    )
-    f.add_argument(
-        "--exclude-patterns",
-        nargs="*",
-        metavar="GLOB",
-        help='globs on the path or file name to skip: "*.tmp" "~$*"',
-    )
-    f.add_argument(
-        "--include",
-        nargs="*",
-        metavar="GLOB",
-        help='only paths matching one of these globs: "reports/**/*.pdf"',
-    )
-    f.add_argument(
-        "--min-size", type=parse_size, metavar="SIZE", help="smallest file (bytes, 64k, 5MB)"
-    )
-    f.add_argument(
-        "--max-size", type=parse_size, metavar="SIZE", help="largest file (bytes, 64k, 50MB)"
-    )
-    f.add_argument(
-        "--content-patterns",
-        nargs="*",
-        metavar="TEXT",
-        help="only files whose text contains one of these",
-    )
-    f.add_argument(
-        "--mime-types",
-        nargs="*",
-        metavar="TYPE",
-        help="only these MIME types or prefixes: application/pdf text/",
-    )
-    f.add_argument(
-        "--modified-after",
-        type=_iso_datetime,
-        metavar="ISO",
-        help="only files modified at or after this (naive = UTC)",
-    )
-    f.add_argument(
-        "--modified-before",
-        type=_iso_datetime,
-        metavar="ISO",
-        help="only files modified at or before this (naive = UTC)",
-    )
-    f.add_argument(
-        "--max-depth",
-        type=_positive_int,
-        metavar="N",
-        help="deepest level (1 = files directly in SOURCE)",
-    )
-    f.add_argument(
-        "--include-hidden",
-        action="store_true",
-        help="take files and folders whose name starts with '.'",
-    )
-    f.add_argument(
-        "--min-text-ratio",
-        type=_ratio,
-        metavar="R",
-        help="smallest share (0..1) of printable characters in the first bytes",
-    )
-    f.add_argument(
-        "--encoding",
-        type=_encoding,
-        default="utf-8",
-        help="text encoding of the content filters (default: utf-8)",
-    )
-
-    run = p.add_argument_group("run")
-    run.add_argument("--dry-run", action="store_true", help="plan and report; change nothing")
-    run.add_argument(
-        "--max-workers",
-        type=_positive_int,
-        default=4,
-        metavar="N",
-        help="concurrent requests (default: 4)",
-    )
-    run.add_argument("--no-wait", action="store_true", help="do not wait for parsing to finish")
-    run.add_argument(
-        "--no-lease",
-        action="store_true",
-        help="do not wait for another sync of the dataset on this machine (the end state is "
-        "verified either way; the lease only avoids redoing its work)",
-    )
-    run.add_argument(
-        "--parse-timeout",
-        type=_seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="how long to wait for parsing (default: 3600)",
-    )
-    run.add_argument(
-        "--allow-mass-delete",
-        action="store_true",
-        help="lift the guard that refuses to delete most of the dataset",
-    )
-    run.add_argument(
-        "--max-delete-fraction",
-        type=_ratio,
-        default=0.5,
-        metavar="R",
-        help="the guard's threshold (default: 0.5)",
-    )
-    run.add_argument(
-        "--keep-removed", action="store_true", help="do not delete documents whose file is gone"
-    )
-    run.add_argument(
-        "--stats-file", type=Path, metavar="PATH", help="write the report as JSON here"
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    run.add_argument("-v", "--verbose", action="store_true", help="log what the sync does")
-
-
 # ------------------------------------------------------------------------------------------------
 # sync
 # ------------------------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    """Bad input found after parsing (names the flag)."""
-
-
-def filters_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~ragflow_dagster.sources.FileFilters` the legacy flags ask for.
-
-    Raises:
-        _UsageError: Contradictory or invalid values (the message names the flag).
-    """
-    from ragflow_dagster.sources import FileFilters
-
-    if args.min_size is not None and args.max_size is not None and args.min_size > args.max_size:
-        raise _UsageError(
-            f"--min-size ({args.min_size}) is larger than --max-size ({args.max_size})"
-        )
-    after, before = args.modified_after, args.modified_before
-    if after is not None and before is not None:
-        try:
-            wrong = after > before
-        except TypeError:
-            raise _UsageError(
-                "--modified-after and --modified-before must both have a time "
-                "zone or both have none"
-            ) from None
-        if wrong:
-            raise _UsageError("--modified-after is later than --modified-before")
-    extensions = _split(args.extensions)
-    if extensions is not None and not extensions:
-        extensions = None  # "--extensions" with no value: any extension, like the legacy tool
-    if extensions and any(not e.lstrip(".") for e in extensions):
-        raise _UsageError("--extensions: empty extension")
-    patterns = args.content_patterns or ()
-    if any(not p for p in patterns):
-        raise _UsageError("--content-patterns: empty pattern")
-    try:
-        return FileFilters(
-            extensions=extensions,
-            include=args.include or (),
-            exclude=args.exclude_patterns or (),
-            exclude_dirs=_split(args.exclude_dirs) or (),
-            min_size=args.min_size,
-            max_size=args.max_size,
-            modified_after=after,
-            modified_before=before,
-            max_depth=args.max_depth,
-            include_hidden=args.include_hidden,
-            mime_types=_split(args.mime_types) or (),
-            content_patterns=tuple(patterns),
-            min_text_ratio=args.min_text_ratio,
-            encoding=args.encoding,
-        )
-    except (ValueError, TypeError, LookupError) as exc:
-        raise _UsageError(f"invalid filter: {exc}") from None
-
-
 class _Progress:
-    """tqdm bars driven by the engine's ``progress(phase, done, total)`` callback."""
+    """tqdm bars driven by the engine's ``progress(phase, done, total)`` callback.
+
+    ``enabled=None`` draws them only when stderr is a terminal (tqdm's ``disable=None``), so a
+    redirected log gets no frames.
+    """
 
     _LABELS = {"upload": "uploading", "parse": "parsing", "labels": "labelling"}
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool | None) -> None:
         self.enabled = enabled
         self._lock = threading.Lock()
         self._bar: Any = None
         self._phase: str | None = None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled:
+        if self.enabled is False:
             return
+        done = min(done, total)
         with self._lock:
             if phase != self._phase or self._bar is None or self._bar.total != total:
                 self._close()
                 from tqdm import tqdm
 
+                # initial=done: work finished before the bar existed is not counted in its rate
                 self._bar = tqdm(
                     total=total,
+                    initial=done,
                     desc=self._LABELS.get(phase, phase),
                     unit="file",
                     file=sys.stderr,
                     leave=True,
                     dynamic_ncols=True,
+                    disable=None if self.enabled is None else False,
                 )
                 self._phase = phase
-            self._bar.n = min(done, total)
-            self._bar.refresh()
+            if done > self._bar.n:
+                self._bar.update(done - self._bar.n)
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -449,58 +173,77 @@ class _Progress:
 def exit_code_for(report: Any, *, waited: bool) -> int:
     """``0`` when the sync converged, else ``1``.
 
-    Converged: nothing failed, no parse failed, the guard refused nothing, the listing was
-    complete, and (when waiting) nothing is still parsing.
+    Converged is the engine's verified claim (:attr:`SyncReport.converged`): a complete listing
+    after the run's last change shows one parsed, labelled document per file and nothing else.
+    A run that did not wait (``--no-wait``) also exits 0 when all that is left is parsing, and a
+    dry run when it could plan everything (its report says what it would do).
     """
-    c = report.counts
-    bad = (
-        c.get("failed", 0)
-        or c.get("parse_failed", 0)
-        or (waited and c.get("parse_pending", 0))
-        or report.guard_refused
-        or not report.listing_complete
-    )
-    return EXIT_FAILED if bad else EXIT_OK
+    if report.converged:
+        return EXIT_OK
+    if report.dry_run:
+        ok = report.error is None and report.listing_complete and not report.guard_refused
+        return EXIT_OK if ok else EXIT_FAILED
+    if not waited and report.settled_but_parsing:
+        return EXIT_OK
+    return EXIT_FAILED
 
 
 def run_sync(args: argparse.Namespace) -> int:
     """Run ``ragflow-dagster sync`` with parsed arguments; returns the exit code."""
-    level = logging.INFO if args.verbose else (logging.ERROR if args.quiet else logging.WARNING)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    with cli_logging(verbose=args.verbose, quiet=args.quiet):
+        try:
+            return _run_sync(args)
+        except Exception as exc:
+            # bad input found late, or a bug: the stats file must not keep the last verdict
+            if args.stats_file is not None:
+                from ragflow_dagster.sync.report import SyncReport
+
+                what = "bad input" if isinstance(exc, UsageError) else type(exc).__name__
+                report = SyncReport(
+                    dataset_id="",
+                    source_uri=args.source,
+                    dataset_name=args.dataset,
+                    dry_run=args.dry_run,
+                    error=f"{what}: {exc}",
+                )
+                _write_stats(args.stats_file, report)
+            raise
+
+
+def _run_sync(args: argparse.Namespace) -> int:
     log = logging.getLogger("ragflow_dagster.cli")
 
     base_url = args.base_url or os.environ.get(ENV_BASE_URL)
     api_key = args.api_key or os.environ.get(ENV_API_KEY)
     if not base_url:
-        raise _UsageError(f"no server: pass --base-url or set {ENV_BASE_URL}")
-    if not api_key:
-        raise _UsageError(f"no API key: pass --api-key or set {ENV_API_KEY}")
+        raise UsageError(f"no server: pass --base-url or set {ENV_BASE_URL}")
+    if not api_key or not api_key.strip():
+        raise UsageError(f"no API key: pass --api-key or set {ENV_API_KEY}")
     if not args.dataset.strip():
-        raise _UsageError("--dataset: empty name")
+        raise UsageError("--dataset: empty name")
     filters = filters_from_args(args)
 
     from ragflow_dagster.sources import SourceError, source_from_uri
 
     is_s3 = args.source.startswith("s3://")
     if args.s3_endpoint_url and not is_s3:
-        raise _UsageError("--s3-endpoint-url only applies to s3:// sources")
+        raise UsageError("--s3-endpoint-url only applies to s3:// sources")
     try:
         kwargs: dict[str, Any] = {}
         if is_s3 and args.s3_endpoint_url:
             kwargs["endpoint_url"] = args.s3_endpoint_url
         source = source_from_uri(args.source, **kwargs)
     except ValueError as exc:
-        raise _UsageError(f"SOURCE: {exc}") from None
+        raise UsageError(f"SOURCE: {exc}") from None
     if not is_s3:
         root = Path(getattr(source, "root", args.source))
         if not root.is_dir():
             what = "does not exist" if not root.exists() else "is not a folder"
-            raise _UsageError(f"SOURCE: {args.source!r} {what}")
+            raise UsageError(f"SOURCE: {args.source!r} {what}")
 
-    from ragflow_dagster.client import RAGFlowClient, RAGFlowError, ensure_dataset
-    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+    from ragflow_dagster.client import RAGFlowClient, RAGFlowError
+    from ragflow_dagster.sync.engine import SyncAbortedError, SyncOptions
+    from ragflow_dagster.sync.report import SyncReport
 
     options = SyncOptions(
         filters=filters,
@@ -512,46 +255,55 @@ def run_sync(args: argparse.Namespace) -> int:
         max_delete_fraction=args.max_delete_fraction,
         delete_removed=not args.keep_removed,
         lease=not args.no_lease,
+        mass_delete_hint="--allow-mass-delete",
     )
-    progress = _Progress(enabled=not (args.no_progress or args.quiet))
     try:
-        client = RAGFlowClient(base_url, api_key, pool_size=max(16, args.max_workers * 2))
+        client = RAGFlowClient(
+            base_url,
+            api_key,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            backoff=DEFAULT_BACKOFF,
+            pool_size=max(16, args.max_workers * 2),
+        )
     except ValueError as exc:
-        raise _UsageError(f"--base-url: {exc}") from None
+        flag = "--api-key" if "api_key" in str(exc) else "--base-url"
+        raise UsageError(f"{flag}: {exc}") from None
+    enabled = False if (args.no_progress or args.quiet) else (True if args.progress else None)
+    progress = _Progress(enabled=enabled)
+    report: SyncReport | None = None
+    error: str | None = None
     try:
         with client:
-            dataset = _dataset(client, args, ensure_dataset, log)
-            if dataset is None:  # dry run against a dataset that does not exist yet
-                report = _dry_run_new_dataset(source, options, args.dataset)
-            else:
-                report = sync_source(
-                    client,
-                    source,
-                    dataset.id,
-                    options,
-                    dataset_name=dataset.name,
-                    progress=progress,
-                    log=logging.getLogger("ragflow_dagster.sync"),
-                )
+            report = _sync(client, source, options, args, progress=progress, log=log)
+    except SyncAbortedError as exc:  # the engine stopped: its report says how far it got
+        report = exc.report
+        cause = exc.__cause__
+        if isinstance(cause, RAGFlowError):
+            error = explain_error(cause, base_url)
+        elif isinstance(cause, SourceError):
+            error = f"SOURCE {args.source}: {cause}"
+        else:
+            error = str(exc)
     except RAGFlowError as exc:
-        progress.close()
-        print(f"error: RAGFlow at {base_url}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        error = explain_error(exc, base_url)
     except SourceError as exc:
+        error = f"SOURCE {args.source}: {exc}"
+    finally:
         progress.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    progress.close()
+    if report is None:  # the run stopped before it had a report: say so, with zero work done
+        report = SyncReport(
+            dataset_id="", source_uri=source.uri, dataset_name=args.dataset, dry_run=args.dry_run
+        )
+        report.api_calls = client.request_count
+    report.error = error
 
-    if args.stats_file is not None:
-        data = report.to_dict()
-        try:
-            args.stats_file.parent.mkdir(parents=True, exist_ok=True)
-            args.stats_file.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        except OSError as exc:
-            print(f"error: --stats-file {args.stats_file}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
     code = exit_code_for(report, waited=not args.no_wait and not args.dry_run)
+    if args.stats_file is not None and not _write_stats(args.stats_file, report):
+        code = EXIT_FAILED
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if not args.quiet or code:
         stream = sys.stdout if code == EXIT_OK else sys.stderr
         print(report.summary(), file=stream)
@@ -562,29 +314,125 @@ def run_sync(args: argparse.Namespace) -> int:
     return code
 
 
-def _dataset(client: Any, args: argparse.Namespace, ensure: Any, log: logging.Logger) -> Any:
-    """The dataset to sync into: created when missing (not on a dry run: None then)."""
-    if args.dry_run:
-        return client.find_dataset(args.dataset)
-    result = ensure(
-        client,
-        args.dataset,
-        chunk_method=args.chunk_method,
-        parser_config=args.parser_config,
-        embedding_model=args.embedding_model,
-        log=log,
-    )
-    return result.dataset
+def _write_stats(path: Path, report: Any) -> bool:
+    """Write the report as JSON (also for a run that aborted); False (and one line) on failure."""
+    data = report.to_dict()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        print(f"error: --stats-file {path}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
-def _dry_run_new_dataset(source: Any, options: Any, name: str) -> Any:
-    """A dry run against a dataset that does not exist: every file would be uploaded."""
+def explain_error(exc: Any, base_url: str) -> str:
+    """One line for a client error that stopped the run, naming what to check.
+
+    Example:
+        >>> from ragflow_dagster.client import RAGFlowUnavailableError
+        >>> err = RAGFlowUnavailableError("connection refused", method="GET", route="/api/v1/x")
+        >>> explain_error(err, "http://127.0.0.1:1")  # doctest: +ELLIPSIS
+        'cannot reach RAGFlow at http://127.0.0.1:1: connection refused (1 attempt); check ...'
+    """
+    from ragflow_dagster.client import RAGFlowAuthError, RAGFlowUnavailableError
+
+    attempts = int(getattr(exc, "attempts", 1) or 1)
+    tries = f"{attempts} attempt" + ("" if attempts == 1 else "s")
+    if isinstance(exc, RAGFlowAuthError):
+        return f"RAGFlow at {base_url}: {exc.message}"
+    if isinstance(exc, RAGFlowUnavailableError) and exc.http_status is None:
+        return (
+            f"cannot reach RAGFlow at {base_url}: {exc.message} ({tries}); check --base-url / "
+            f"{ENV_BASE_URL} and that the server is running (--max-retries, --timeout to tune)"
+        )
+    return f"RAGFlow at {base_url}: {exc} ({tries})"
+
+
+@contextlib.contextmanager
+def cli_logging(*, verbose: int, quiet: bool) -> Iterator[None]:
+    """One handler on the ``ragflow_dagster`` logger for the duration of a command, each line
+    once (nothing propagates to handlers others installed); the previous state comes back after.
+
+    Default: warnings, without the client's retry lines (the final error says how many attempts
+    were made); ``-v`` adds what the sync does and each retry; ``-vv`` every request.
+    """
+    pkg = logging.getLogger("ragflow_dagster")
+    client = logging.getLogger("ragflow_dagster.client")
+    saved = (pkg.level, pkg.propagate, client.level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if quiet:
+        level, client_level = logging.ERROR, logging.ERROR
+    elif verbose >= 2:
+        level, client_level = logging.DEBUG, logging.DEBUG
+    elif verbose == 1:
+        level, client_level = logging.INFO, logging.INFO
+    else:
+        level, client_level = logging.WARNING, logging.ERROR
+    pkg.addHandler(handler)
+    pkg.propagate = False
+    pkg.setLevel(level)
+    client.setLevel(client_level)
+    try:
+        yield
+    finally:
+        pkg.removeHandler(handler)
+        pkg.setLevel(saved[0])
+        pkg.propagate = saved[1]
+        client.setLevel(saved[2])
+
+
+def _sync(
+    client: Any,
+    source: Any,
+    options: Any,
+    args: argparse.Namespace,
+    *,
+    progress: _Progress,
+    log: logging.Logger,
+) -> Any:
+    """The sync itself. A dataset is created only after the source was listed successfully."""
+    from ragflow_dagster.client import ensure_dataset
     from ragflow_dagster.sources import build_inventory
+    from ragflow_dagster.sync.engine import sync_source
+
+    dataset = client.find_dataset(args.dataset)
+    inventory = None
+    if dataset is None:
+        # list first: a bucket or folder that cannot be listed must not leave an empty dataset
+        inventory = build_inventory(source, options.filters)
+        if args.dry_run:
+            return _dry_run_new_dataset(source, options, args.dataset, inventory, client)
+        dataset = ensure_dataset(
+            client,
+            args.dataset,
+            chunk_method=args.chunk_method,
+            parser_config=args.parser_config,
+            embedding_model=args.embedding_model,
+            log=log,
+        ).dataset
+    return sync_source(
+        client,
+        source,
+        dataset.id,
+        options,
+        dataset_name=dataset.name,
+        inventory=inventory,
+        progress=progress,
+        log=logging.getLogger("ragflow_dagster.sync"),
+        api_calls_since=0,  # count every request of this run, the dataset lookup included
+    )
+
+
+def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, client: Any) -> Any:
+    """A dry run against a dataset that does not exist: every file would be uploaded."""
     from ragflow_dagster.sync.engine import make_plan
     from ragflow_dagster.sync.report import SyncReport
 
     report = SyncReport(dataset_id="", source_uri=source.uri, dataset_name=name, dry_run=True)
-    inventory = build_inventory(source, options.filters)
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete
@@ -597,6 +445,7 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str) -> Any:
     for action in plan.actions:
         report.add("uploaded")
         report.record(action.path, action.kind, "planned")
+    report.api_calls = client.request_count
     return report
 
 
@@ -617,23 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except _UsageError as exc:
-        parser_for = parser
-        if args.command == "sync":
-            parser_for = _subparser(parser, "sync")
-        parser_for.print_usage(sys.stderr)
-        print(f"{parser_for.prog}: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        prog = f"{parser.prog} {args.command}"
+        print(f"{prog}: error: {exc}\nsee '{prog} --help'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    return parser
 
 
 if __name__ == "__main__":  # pragma: no cover

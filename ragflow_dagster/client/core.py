@@ -34,6 +34,7 @@ import logging
 import os
 import random
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -41,6 +42,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -147,9 +149,10 @@ class _Reply:
 class _TransportError(RAGFlowUnavailableError):
     """A request that got no HTTP reply (connection error, timeout). Internal detail: ``sent``."""
 
-    def __init__(self, message: str, *, sent: bool, **kw: Any) -> None:
+    def __init__(self, message: str, *, sent: bool, retryable: bool = True, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.sent = sent
+        self.retryable = retryable
 
 
 def _is_connect_phase(exc: requests.RequestException) -> bool:
@@ -163,6 +166,77 @@ def _is_connect_phase(exc: requests.RequestException) -> bool:
         reason = getattr(reason, "reason", reason)
         return isinstance(reason, (u3.NewConnectionError, u3.ConnectTimeoutError))
     return False
+
+
+def _checked_base_url(base_url: object) -> str:
+    """``base_url`` without a trailing ``/`` or ``/api/v1``; a clear ``ValueError`` if unusable."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("base_url is required, e.g. http://127.0.0.1:9380")
+    url = base_url.strip()
+    if "://" not in url:
+        url = url.rstrip("/")
+        raise ValueError(f"base_url {url!r} has no scheme: use e.g. http://{url}")
+    url = url.rstrip("/")
+    if url.endswith(API_PREFIX):
+        url = url[: -len(API_PREFIX)].rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"base_url {url!r}: the scheme must be http or https")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"base_url {url!r}: the port is not a number") from None
+    if not parts.hostname:
+        raise ValueError(f"base_url {url!r} has no host, e.g. http://127.0.0.1:9380")
+    return url
+
+
+def _checked_api_key(api_key: object) -> str:
+    """The key without surrounding whitespace (a secret file's trailing newline); never shown."""
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ValueError("api_key is required (an empty key was given)")
+    key = api_key.strip()
+    if any(c.isspace() or not c.isprintable() or ord(c) > 126 for c in key):
+        raise ValueError(
+            "api_key contains spaces, control or non-ASCII characters (the key is not shown); "
+            "check where it comes from"
+        )
+    return key
+
+
+_NAME_NOT_FOUND = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def _transport_failure(exc: requests.RequestException, timeout: float) -> tuple[str, bool]:
+    """A one-line description of a request that got no reply, and whether retrying can help.
+
+    An unknown host name is permanent (retrying does not make it resolve); a refused connection,
+    a reset or a timeout may pass (a server restarting, a busy server).
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connect timed out after {timeout:g}s", True
+    if isinstance(exc, requests.Timeout):
+        return f"read timed out after {timeout:g}s", True
+    import urllib3.exceptions as u3
+
+    reason: Any = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(reason, u3.NameResolutionError):
+        cause = reason.__cause__
+        permanent = isinstance(cause, socket.gaierror) and cause.errno in _NAME_NOT_FOUND
+        what = "unknown host" if permanent else "host name lookup failed"
+        return f"{what} {reason.conn.host!r}" if reason.conn else what, not permanent
+    if isinstance(reason, u3.NewConnectionError):
+        cause = reason.__cause__ or reason.__context__
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens on that port)", True
+        return f"cannot connect: {cause or reason}".splitlines()[0][:200], True
+    text = str(reason or exc).splitlines()[0] if str(reason or exc) else type(exc).__name__
+    return f"connection failed: {text[:200]}", True
 
 
 def _qbool(value: bool) -> str:
@@ -266,19 +340,12 @@ class RAGFlowClient:
         max_retry_after: float = 120.0,
         verify: bool | str = True,
     ) -> None:
-        if not base_url or not isinstance(base_url, str):
-            raise ValueError("base_url is required")
-        if not api_key or not isinstance(api_key, str):
-            raise ValueError("api_key is required")
         if max_retries < 0 or timeout <= 0 or pool_size < 1:
             raise ValueError("max_retries >= 0, timeout > 0 and pool_size >= 1 are required")
         if max_files_per_request < 1 or max_request_bytes < 1:
             raise ValueError("max_files_per_request and max_request_bytes must be >= 1")
-        url = base_url.strip().rstrip("/")
-        if url.endswith(API_PREFIX):
-            url = url[: -len(API_PREFIX)]
-        self.base_url = url
-        self._secret = _Secret(api_key)
+        self.base_url = _checked_base_url(base_url)
+        self._secret = _Secret(_checked_api_key(api_key))
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.request_count = 0
@@ -338,6 +405,8 @@ class RAGFlowClient:
 
     def _should_retry(self, exc: BaseException, *, idempotent: bool, can_resend: bool) -> bool:
         if not isinstance(exc, (RAGFlowRateLimitedError, RAGFlowUnavailableError)):
+            return False
+        if isinstance(exc, _TransportError) and not exc.retryable:
             return False
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None and retry_after > self.max_retry_after:
@@ -476,9 +545,19 @@ class RAGFlowClient:
                     (time.monotonic() - started) * 1000,
                     attempt,
                 )
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                if isinstance(
+                    exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)
+                ):
+                    raise RAGFlowError(
+                        self._redact(f"invalid request URL: {exc}"), method=method, route=route
+                    ) from None
+                text, retryable = _transport_failure(exc, kwargs["timeout"])
                 raise _TransportError(
-                    self._redact(f"{kind}: {exc}"), sent=sent, method=method, route=route
+                    self._redact(text),
+                    sent=sent,
+                    retryable=retryable,
+                    method=method,
+                    route=route,
                 ) from exc
         finally:
             if body is not None:

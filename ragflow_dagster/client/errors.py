@@ -265,6 +265,48 @@ _CONFLICT = re.compile(
 _AUTH_CODES = {109, 401, 403}
 
 
+AUTH_HINT = "check RAGFLOW_API_KEY / --api-key"
+"""What to check when the server refuses the key (shown in every auth error)."""
+
+_HTML = re.compile(r"^\s*(<!doctype html|<html|<head|<body|<\?xml|<h1|<title)", re.IGNORECASE)
+_TITLE = re.compile(r"<(title|h1)[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.IGNORECASE | re.DOTALL)
+_WERKZEUG = re.compile(r"^<\w+ '(\d{3}): ([^']*)'>$")  # "<Unauthorized '401: Unauthorized'>"
+_MAX_MESSAGE = 300
+
+
+def short_message(text: str, *, http_status: int | None = None) -> str:
+    """One line of at most 300 characters: an HTML page becomes its title (or its status line),
+    a multi-line text its first non-empty line.
+
+    Example:
+        >>> short_message("<html><title>502 Bad Gateway</title><body>...</body></html>")
+        '502 Bad Gateway'
+        >>> short_message("<Unauthorized '401: Unauthorized'>")
+        '401 Unauthorized'
+    """
+    text = (text or "").strip()
+    if not text:
+        return ""
+    werkzeug = _WERKZEUG.match(text)
+    if werkzeug:
+        return f"{werkzeug.group(1)} {werkzeug.group(2)}".strip()
+    if _HTML.match(text):
+        title = _TITLE.search(text)
+        line = " ".join(_TAG.sub(" ", title.group(2) if title else text).split())
+        line = line[:120] if title is None else line[:_MAX_MESSAGE]
+        return line or (f"HTTP {http_status}" if http_status else "an HTML page")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if len(first) > _MAX_MESSAGE:
+        first = first[: _MAX_MESSAGE - 1] + "…"
+    return first
+
+
+def _auth_message(message: str, status: int | None) -> str:
+    base = message or f"HTTP {status} unauthorized"
+    return f"the server refused the API key ({base}); {AUTH_HINT}"
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
 
@@ -330,8 +372,8 @@ def error_from_reply(
         message = str(body.get("message") or body.get("error") or "")
         data = body.get("data")
     elif text:
-        message = text.strip()[:500]
-    message = redact(message, secrets)
+        message = text
+    message = redact(short_message(message, http_status=http_status), secrets)
     kw: dict[str, Any] = {
         "code": code,
         "http_status": http_status,
@@ -345,7 +387,9 @@ def error_from_reply(
         if not message:
             message = f"HTTP {status}"
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        if status in (401, 403):
+        if status == 401:
+            return RAGFlowAuthError(_auth_message(message, status), **kw)
+        if status == 403:
             return RAGFlowAuthError(message, **kw)
         if status == 404:
             return RAGFlowNotFoundError(message, **kw)
@@ -364,12 +408,14 @@ def error_from_reply(
     if code in (None, 0):
         # <= v0.24 answered a missing key with code 0 and data false.
         if data is False and "authorization" in message.lower():
-            return RAGFlowAuthError(message, **kw)
+            return RAGFlowAuthError(_auth_message(message, 401), **kw)
         if code is None and "code" not in body:
             return RAGFlowError(message or "reply has no `code`", **kw)
         return None
     if code in _AUTH_CODES:
-        return RAGFlowAuthError(message or "unauthorized", **kw)
+        if code == 403:
+            return RAGFlowAuthError(message or "forbidden", **kw)
+        return RAGFlowAuthError(_auth_message(message, code), **kw)
     if code == 404 or _NOT_FOUND.search(message):
         return RAGFlowNotFoundError(message, **kw)
     if code == 409 or _CONFLICT.search(message):

@@ -33,6 +33,9 @@ from ragflow_dagster.sync.verify import list_complete, only_waiting, verdict
 
 logger = logging.getLogger("ragflow_dagster.sync")
 
+_WAIT_ROUNDS = 3
+"""Extra rounds a run may spend only waiting for parses it did not start (see ``_sync``)."""
+
 
 @dataclass(frozen=True)
 class SyncOptions:
@@ -58,6 +61,7 @@ class SyncOptions:
         lease: Take the dataset's lease on this machine first (:mod:`.lease`), so that a
             second run waits for the first instead of redoing its work.
         lease_timeout: How long to wait for the lease before syncing anyway, in seconds.
+        mass_delete_hint: How this caller lifts the guard, named in the guard's message.
     """
 
     filters: FileFilters | None = None
@@ -75,6 +79,7 @@ class SyncOptions:
     in_scope: Callable[[str], bool] | None = field(default=None, compare=False)
     lease: bool = True
     lease_timeout: float = 600.0
+    mass_delete_hint: str = "allow_mass_delete=True"
 
 
 class SyncAbortedError(RAGFlowError):
@@ -133,6 +138,7 @@ def make_plan(
             delete_removed=options.delete_removed,
             reparse_failed=options.reparse_failed,
             change_token_is_content_hash=token_is_content,
+            mass_delete_hint=options.mass_delete_hint,
         ),
     )
 
@@ -148,6 +154,7 @@ def sync_source(
     documents: list[Document] | None = None,
     progress: Progress | None = None,
     log: logging.Logger | None = None,
+    api_calls_since: int | None = None,
 ) -> SyncReport:
     """Bring a RAGFlow dataset in sync with a source.
 
@@ -161,6 +168,9 @@ def sync_source(
         documents: A ready listing of the dataset (else it is listed).
         progress: ``progress(phase, done, total)`` callback.
         log: Logger for progress lines.
+        api_calls_since: The client's ``request_count`` when the caller's work for this sync
+            began (before its own listing of ``documents``), so ``api_calls`` counts it too;
+            default: the count when this function starts.
 
     Returns:
         The :class:`SyncReport`.
@@ -186,7 +196,7 @@ def sync_source(
         else contextlib.nullcontext(False)
     )
     t0 = time.monotonic()
-    calls0 = client.request_count
+    calls0 = client.request_count if api_calls_since is None else api_calls_since
     try:
         with lease:
             _sync(client, source, dataset_id, opts, report, inventory, documents, progress, log)
@@ -265,8 +275,12 @@ def _sync(
         done = reason is None
         report.verified = done
         report.verification = reason
-        stuck = only_waiting(plan, parse=opts.parse) and not (opts.wait and plan.pending)
-        if done or stuck or round_no >= max(1, opts.max_rounds):
+        waiting = only_waiting(plan, parse=opts.parse)
+        stuck = waiting and not (opts.wait and plan.pending)
+        # a round that only waits for parses (an overlapping run's keeper still parsing) does
+        # not count against max_rounds, up to a few of them
+        limit = max(1, opts.max_rounds) + (_WAIT_ROUNDS if waiting else 0)
+        if done or stuck or round_no >= limit:
             if round_no == 0:  # nothing was executed: the in-sync paths are the outcome
                 for action in plan.actions:
                     if isinstance(action, Unchanged):
@@ -298,6 +312,9 @@ def _sync(
     in_sync = {a.path for a in plan.actions if isinstance(a, Unchanged)}
     _forget(report, (retried - given_up) & in_sync)
     count_outcomes(report)
+    if not report.verified and not plan.actionable and not plan.withheld_deletes:
+        report.awaiting_parse = True
+        report.counts["parse_pending"] = len(plan.pending)
     if not report.verified:
         log.warning("%s not converged: %s", report.dataset_name or dataset_id, report.verification)
 

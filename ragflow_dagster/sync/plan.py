@@ -210,6 +210,8 @@ class PlanOptions:
         reparse_failed: Re-parse documents that ended in FAIL/CANCEL.
         adopt_interrupted: Recognise leftovers of interrupted uploads (adopt or delete them).
         change_token_is_content_hash: The source's change tokens identify content (S3 ETags).
+        mass_delete_hint: How the caller lifts the guard, named in the guard's message
+            (``allow_mass_delete=True``, the CLI's ``--allow-mass-delete``, a run config field).
     """
 
     listing_complete: bool = True
@@ -221,6 +223,7 @@ class PlanOptions:
     reparse_failed: bool = True
     adopt_interrupted: bool = True
     change_token_is_content_hash: bool = False
+    mass_delete_hint: str = "allow_mass_delete=True"
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,7 +509,7 @@ def plan_sync(
         guard_message = (
             f"mass-delete guard: refusing to delete {doomed} of {managed_total} managed documents "
             f"(more than {opts.max_delete_fraction:.0%}); an unmounted folder or a wrong prefix "
-            f"looks like this. Allow it explicitly (allow_mass_delete) if it is intended."
+            f"looks like this. Allow it explicitly ({opts.mass_delete_hint}) if it is intended."
         )
     else:
         actions.extend(removed_deletes)

@@ -66,8 +66,14 @@ class SyncReport:
     api_calls: int = 0
     rounds: int = 0
     verified: bool = False
+    """A plan over a complete listing taken after the run's last change had nothing left to do."""
     verification: str | None = None
+    """What that plan still had to do, when it had something."""
+    awaiting_parse: bool = False
+    """All that is left is documents still parsing (a ``wait=False`` run ends like this)."""
     error: str | None = None
+    """Why the run stopped before it finished (server unreachable, source not listable, ...);
+    the counts then hold only what was known at that point and ``converged`` is False."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, key: str, n: int = 1) -> None:
@@ -108,6 +114,18 @@ class SyncReport:
             and self.listing_complete
             and not self.guard_refused
             and self.counts.get("parse_failed", 0) == 0
+        )
+
+    @property
+    def settled_but_parsing(self) -> bool:
+        """Everything is in place and labelled; only parses are still running."""
+        return (
+            self.awaiting_parse
+            and self.error is None
+            and self.counts.get("failed", 0) == 0
+            and self.counts.get("parse_failed", 0) == 0
+            and self.listing_complete
+            and not self.guard_refused
         )
 
     @property
@@ -157,7 +175,7 @@ class SyncReport:
             upload_mb_per_s=round(self.bytes_uploaded / total / 1e6, 2) if total else None,
             api_calls=self.api_calls,
             rounds=self.rounds,
-            errors=self.errors[:100],
+            errors=[self._named(e) for e in self.errors[:100]],
         )
         if max_outcomes != 0:
             chosen = self.outcomes if max_outcomes is None else self.outcomes[:max_outcomes]
@@ -177,26 +195,85 @@ class SyncReport:
         return json.dumps(self.to_dict(**kwargs), sort_keys=False, default=str)
 
     def summary(self) -> str:
-        """One human line per interesting figure."""
+        """One human line per interesting figure (a dry run says what it *would* do).
+
+        Example:
+            >>> r = SyncReport(dataset_id="d1", source_uri="file:///x", dry_run=True)
+            >>> r.add("scanned"); r.add("uploaded")
+            >>> r.summary().splitlines()[1]
+            'scanned 1 file: would upload 1, replace 0, move 0, delete 0; unchanged 0, skipped 0'
+        """
         c = self.counts
+        if self.error is not None:
+            return f"dataset {self.dataset_name or self.dataset_id} <- {self.source_uri}\n" + (
+                f"the run stopped: {self.error}"
+            )
+        would = "would " if self.dry_run else ""
+        if self.dry_run:
+            actions = (
+                f"would upload {c['uploaded']}, replace {c['replaced']}, move {c['moved']}, "
+                f"delete {c['deleted']}"
+            )
+        else:
+            actions = (
+                f"uploaded {c['uploaded']}, replaced {c['replaced']}, moved {c['moved']}, "
+                f"deleted {c['deleted']}"
+            )
         lines = [
             f"dataset {self.dataset_name or self.dataset_id} <- {self.source_uri}"
             + (" (dry run)" if self.dry_run else ""),
-            f"scanned {c['scanned']}, uploaded {c['uploaded']}, replaced {c['replaced']}, "
-            f"moved {c['moved']}, deleted {c['deleted']}, unchanged {c['unchanged']}, "
-            f"skipped {c['skipped']}, failed {c['failed']}",
-            f"adopted {c['adopted']}, relabelled {c['relabelled']}, deduplicated "
-            f"{c['deduplicated']}, parsed {c['parsed']}, parse failed {c['parse_failed']}, "
-            f"still parsing {c['parse_pending']}",
-            f"{self.bytes_uploaded / 1e6:.1f} MB uploaded in {self.total_seconds:.1f}s, "
-            f"{self.api_calls} API calls",
+            f"scanned {_n(c['scanned'], 'file')}: {actions}; unchanged {c['unchanged']}, "
+            f"skipped {c['skipped']}" + (f", failed {c['failed']}" if not self.dry_run else ""),
         ]
+        extra = [
+            (f"{would}adopt" if self.dry_run else "adopted", c["adopted"]),
+            (f"{would}relabel" if self.dry_run else "relabelled", c["relabelled"]),
+            (f"{would}deduplicate" if self.dry_run else "deduplicated", c["deduplicated"]),
+            (f"{would}re-parse" if self.dry_run else "re-parsed", c["reparsed"]),
+        ]
+        if not self.dry_run:
+            extra += [
+                ("parsed", c["parsed"]),
+                ("parse failed", c["parse_failed"]),
+                ("still parsing", c["parse_pending"]),
+            ]
+        shown = [f"{label} {n}" for label, n in extra if n]
+        if shown:
+            lines.append(", ".join(shown))
+        if not self.dry_run:
+            lines.append(
+                f"{self.bytes_uploaded / 1e6:.1f} MB uploaded in {self.total_seconds:.1f}s, "
+                f"{_n(self.api_calls, 'API call')}"
+            )
+        else:
+            lines.append(f"{_n(self.api_calls, 'API call')} (reads only)")
         if self.guard_message:
             lines.append(self.guard_message)
         if not self.listing_complete:
             lines.append("the source listing was incomplete: no document was deleted for it")
         for err in self.errors[:10]:
-            lines.append(f"error: {err}")
+            lines.append(f"error: {self._named(err)}")
         if len(self.errors) > 10:
-            lines.append(f"... and {len(self.errors) - 10} more errors")
+            lines.append(f"... and {_n(len(self.errors) - 10, 'more error')}")
         return "\n".join(lines)
+
+    def _named(self, error: str) -> str:
+        """``document <id>: ...`` with the file's path instead of the bare id, when known."""
+        if not error.startswith("document "):
+            return error
+        doc_id, sep, rest = error[len("document ") :].partition(":")
+        if not sep:
+            return error
+        with self._lock:
+            path = next((o.path for o in self.outcomes if o.doc_id == doc_id), None)
+        return f"{path} (document {doc_id}):{rest}" if path else error
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``.
+
+    Example:
+        >>> _n(1, "document"), _n(2, "API call")
+        ('1 document', '2 API calls')
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -267,11 +267,19 @@ def _code(argv: list[str]) -> int:
         return int(exc.code or 0)
 
 
-def test_progress_bars_show_the_phases(server, tmp_path, capsys):
+def test_progress_bars_show_the_phases_when_asked(server, tmp_path, capsys):
     src = _tree(tmp_path / "src", {f"p{i}.txt": f"page {i}" for i in range(3)})
-    assert main(["sync", str(src), "--dataset", _dataset()]) == 0
+    assert main(["sync", str(src), "--dataset", _dataset(), "--progress"]) == 0
     err = capsys.readouterr().err
     assert "uploading" in err and "parsing" in err and "3/3" in err
+
+
+def test_no_progress_frames_when_stderr_is_not_a_terminal(server, tmp_path, capsys):
+    src = _tree(tmp_path / "src", {f"p{i}.txt": f"page {i}" for i in range(3)})
+    assert main(["sync", str(src), "--dataset", _dataset()]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no bars and no log lines in a redirected stderr
+    assert "uploaded 3" in captured.out
 
 
 def test_sync_does_not_import_dagster(server, tmp_path):
