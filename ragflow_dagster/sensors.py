@@ -1296,3 +1296,27 @@ __all__ = [
     "file_hash",
     "key_hash",
 ]
+
+
+def ensure_pool_limit(instance: dg.DagsterInstance, pool: str, limit: int = 1) -> bool:
+    """Give the concurrency pool ``pool`` a limit of ``limit`` unless it already has one.
+
+    The sensors and schedules of an ingestion call it on every evaluation, so a dataset's
+    runs are serialized without any setup (with ``concurrency: pools: granularity: run`` in
+    ``dagster.yaml`` the run queue holds the second run; otherwise its step waits for the slot).
+
+    Returns:
+        True when the limit was set by this call.
+
+    Example:
+        >>> import dagster as dg
+        >>> with dg.instance_for_test() as instance:
+        ...     ensure_pool_limit(instance, "ragflow_handbook"), ensure_pool_limit(
+        ...         instance, "ragflow_handbook")
+        (True, False)
+    """
+    storage = instance.event_log_storage
+    if pool in storage.get_concurrency_keys():
+        return False
+    storage.set_concurrency_slots(pool, limit)
+    return True
