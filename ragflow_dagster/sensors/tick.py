@@ -9,10 +9,9 @@ and requests **at most one run**:
   kept, so the first tick after that run sees every change made meanwhile and folds them into
   one run. (The per-dataset pool with limit 1 serializes runs started by other means.)
 * **Unpartitioned** (the default): one plain run when anything changed.
-
-* **Per-file partitions** (opt-in): **additions** become new dynamic partitions (capped per tick, default 1000) and one run over the
-  contiguous range of keys added in the tick (range tags + the assets' single-run backfill
-  policy). An initial sync of 10,000 files takes 10 runs.
+* **Per-file partitions** (opt-in): **additions** become new dynamic partitions (capped per
+  tick, default 1000) and one run over the contiguous range of keys added in the tick (range
+  tags + the assets' single-run backfill policy). An initial sync of 10,000 files takes 10 runs.
 * **Changes and removals** are found without keeping every path in the cursor: the cursor holds
   per-shard additive digests (256 shards x the sum of 64-bit hashes of ``(path, change_token)``
   mod 2^64, about 2 KB). A shard whose digest is not what the previous tick left plus the files

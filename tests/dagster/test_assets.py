@@ -358,11 +358,24 @@ def test_retrieval_probe_that_misses_fails_its_check(tree, resources, dataset_na
 def test_no_deprecation_or_beta_warnings_from_our_code(tree, resources, dataset_name):
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
+    from ragflow_dagster.sensors import build_ragflow_reconcile_schedule, build_ragflow_sensor
+
+    with warnings.catch_warnings(record=True) as caught, dg.instance_for_test() as instance:
         warnings.simplefilter("always")
         for kind in ("none", "shards", "files"):
             ing = build_ragflow_ingestion(source=str(tree), dataset=dataset_name, partitioning=kind)
-            dg.Definitions(assets=ing.assets, jobs=[ing.job], resources=resources)
+            sensor = build_ragflow_sensor(ing, settle_seconds=0)
+            schedule = build_ragflow_reconcile_schedule(ing)
+            defs = dg.Definitions(
+                assets=ing.assets,
+                jobs=[ing.job],
+                sensors=[sensor],
+                schedules=[schedule],
+                resources=resources,
+            )
+            defs.resolve_job_def(ing.job.name)
+            sensor(dg.build_sensor_context(instance=instance))
+            schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
         assert run(
             build_ragflow_ingestion(source=str(tree), dataset=dataset_name), resources
         ).success
