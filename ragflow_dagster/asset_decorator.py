@@ -31,8 +31,8 @@ __all__ = [
 
 def get_ragflow_specs(
     target: RAGFlowTarget,
-    translator: DagsterRAGFlowTranslator | None = None,
     *,
+    translator: DagsterRAGFlowTranslator | None = None,
     freshness: dg.FreshnessPolicy | None = None,
 ) -> list[dg.AssetSpec]:
     """The ``documents`` and ``chunks`` specs of a target (partitioned like the target).
@@ -57,7 +57,7 @@ def get_ragflow_specs(
 
 
 def get_ragflow_source_spec(
-    target: RAGFlowTarget, translator: DagsterRAGFlowTranslator | None = None
+    target: RAGFlowTarget, *, translator: DagsterRAGFlowTranslator | None = None
 ) -> dg.AssetSpec:
     """The external ``source`` asset the ``documents`` asset depends on (never materialized).
 
@@ -143,7 +143,7 @@ def ragflow_ingestion_assets(
         >>> sorted(k.path[-1] for k in kb.keys)
         ['chunks', 'documents']
     """
-    specs = get_ragflow_specs(target, translator, freshness=freshness)
+    specs = get_ragflow_specs(target, translator=translator, freshness=freshness)
     pdef = target.partitioning.partitions_def
     return dg.multi_asset(
         name=name or f"{target.name}_ingestion",

@@ -176,10 +176,14 @@ def build_ragflow_ingestion(
     )
     tr = translator or DagsterRAGFlowTranslator(key_prefix=key_prefix, group_name=group_name)
     fresh = freshness if freshness is not None else default_freshness()
+    # The step is named after the asset it is first about (what demo.py and log readers look
+    # up, as for a single @asset); it materializes chunks in the same run.
+    op_name = tr.get_asset_spec(target.props("documents")).key.to_python_identifier()
 
     @ragflow_ingestion_assets(
         target=target,
         translator=tr,
+        name=op_name,
         freshness=fresh,
         pool=pool,
         required_resource_keys={resource_key},
@@ -190,7 +194,7 @@ def build_ragflow_ingestion(
             context=context, dry_run=config.dry_run, allow_mass_delete=config.allow_mass_delete
         )
 
-    source_spec = get_ragflow_source_spec(target, tr)
+    source_spec = get_ragflow_source_spec(target, translator=tr)
     keys = {"source": source_spec.key}
     for key, meta in _sync.metadata_by_key.items():
         keys[str(meta["dagster_ragflow/stage"])] = key

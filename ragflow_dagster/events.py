@@ -90,8 +90,9 @@ class RunView:
 
     @property
     def per_partition(self) -> bool:
-        """Record one materialization per partition (a run over several partitions)."""
-        return self.partition_keys is not None and len(self.partition_keys) > 1
+        """Record one materialization per partition, with that partition's own figures (any
+        partitioned run; the whole run's report goes to the step log)."""
+        return self.partition_keys is not None
 
     def wants(self, stage: str) -> dg.AssetKey | None:
         key = self.keys.get(stage)

@@ -369,7 +369,7 @@ __all__ = [
 ]
 
 
-def ensure_pool_limit(instance: dg.DagsterInstance, pool: str, limit: int = 1) -> bool:
+def ensure_pool_limit(instance: dg.DagsterInstance, pool: str, *, limit: int = 1) -> bool:
     """Give the concurrency pool ``pool`` a limit of ``limit`` unless it already has one.
 
     The sensors and schedules of an ingestion call it on every evaluation, so a dataset's

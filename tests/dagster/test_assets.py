@@ -273,8 +273,10 @@ def test_file_partitions_record_only_their_own_partition(
     one = run(ing, resources, instance=instance, partition_key="notes.json")
     assert one.success
     assert sorted(raw_docs(ragflow_sandbox, dataset_name)) == ["notes.json"]
-    (m,) = mats_of(one, "documents")
-    assert m.metadata["scanned"].value == 4 and m.metadata["uploaded"].value == 1
+    (m,) = mats_of(one, "documents")  # about its partition only, not the whole run
+    assert m.partition == "notes.json"
+    assert m.metadata["files"].value == 1 and m.metadata["upload"].value == 1
+    assert "scanned" not in m.metadata
 
     rng = run(ing, resources, instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[1]})
     assert rng.success
@@ -321,7 +323,7 @@ def test_shard_partitions_carry_their_shards_figures(
     one = run(ing, resources, partition_key=shard)
     assert one.success
     (m,) = mats_of(one, "documents")
-    assert m.metadata["replaced"].value == 1
+    assert m.partition == shard and m.metadata["replace"].value == 1
 
 
 def test_parse_failure_fails_the_chunks_check_and_its_partition_is_not_green(
