@@ -208,12 +208,30 @@ def test_event_stream_of_one_sync_and_a_noop_rerun(tree, resources, dataset_name
     assert sorted(state) == sorted(TREE)
     assert {d["run"] for d in state.values()} == {"DONE"}
 
-    again = run(ing, resources)
+    wire: list[str] = []
+
+    class OnTheWire(RAGFlowResource):
+        """Records every request the run's client sends (a response hook on its session)."""
+
+        def get_client(self) -> RAGFlowClient:
+            client = super().get_client()
+            hooks = client._session.hooks["response"]
+            if not hooks:
+                hooks.append(lambda r, *a, **k: wire.append(f"{r.request.method} {r.request.url}"))
+            return client
+
+    counted = {
+        "ragflow": OnTheWire(base_url=ragflow_sandbox.base_url, api_key=ragflow_sandbox.api_key)
+    }
+    again = run(ing, counted)
     assert again.success and all(checks_of(again).values())
     (docs,) = mats_of(again, "documents")
     assert docs.metadata["uploaded"].value == 0 and docs.metadata["unchanged"].value == 4
-    # one dataset lookup and one listing page: no second listing, no parse wait
-    assert docs.metadata["api_calls"].value <= 3
+    # one dataset lookup and one listing of its documents: no second listing, no parse wait
+    listings = [u for u in wire if u.startswith("GET") and "/documents" in u]
+    assert len(listings) == 1 and "run=" not in listings[0]
+    assert docs.metadata["api_calls"].value == 2  # and the retrieval probe's one question:
+    assert len(wire) == 3 and wire[-1].startswith("POST") and wire[-1].endswith("/retrieval")
     assert raw_docs(ragflow_sandbox, dataset_name).keys() == state.keys()
 
 
