@@ -32,7 +32,7 @@ def _steady_tick(source: Any, keys: list[str], **sensor_opts: Any) -> dict[str, 
     from ragflow_dagster.assets import build_ragflow_ingestion
     from ragflow_dagster.sensors import build_ragflow_sensor
 
-    ing = build_ragflow_ingestion(source=source, dataset="p3")
+    ing = build_ragflow_ingestion(source=source, dataset="p3", partitioning="files")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(ing.partitions_def.name, keys)
     sensor = build_ragflow_sensor(ing, settle_seconds=0, **sensor_opts)

@@ -28,7 +28,7 @@ def run(*, files: int = 10_000, workdir: str | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-p5-", dir=workdir))
     try:
         make_tree(str(tmp), files)
-        ing = build_ragflow_ingestion(source=str(tmp), dataset="p5")
+        ing = build_ragflow_ingestion(source=str(tmp), dataset="p5", partitioning="files")
         instance = dg.DagsterInstance.ephemeral()
         driver = SensorDriver(build_ragflow_sensor(ing, settle_seconds=0), instance)
         ticks = driver.until_quiet()

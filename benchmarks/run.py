@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "P4": ("benchmarks.p4_memory", {"size": 1 << 30}, {"size": 256 << 20}),
     "P5": ("benchmarks.p5_sensor_runs", {"files": 10_000}, {"files": 2_000}),
+    "P7": ("benchmarks.p7_dagster_noop", {"files": 100_000}, {"files": 10_000}),
 }
 
 

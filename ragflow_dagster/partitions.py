@@ -1,14 +1,21 @@
-"""How source files map onto Dagster partitions: one per file, hash shards, or none."""
+"""How source files map onto Dagster partitions: none (the default), hash shards, or one per file.
+
+Dagster-free at import (the sensor's pure tick logic uses it); :attr:`Partitioning.partitions_def`
+imports Dagster when asked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-import dagster as dg
+from typing import TYPE_CHECKING, Literal
 
 from ragflow_dagster.sync.identity import partition_key, shard_key, shard_keys, shard_of
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+__all__ = ["Partitioning", "PartitioningKind"]
 
 PartitioningKind = Literal["files", "shards", "none"]
 
@@ -36,20 +43,44 @@ class Partitioning:
 
     @classmethod
     def files(cls, name: str) -> Partitioning:
+        """One dynamic partition per file (opt-in, for small trees)."""
+        if not name:
+            raise ValueError("partitioning 'files' needs a name for its dynamic partitions")
         return cls("files", name=name)
 
     @classmethod
     def sharded(cls, shards: int) -> Partitioning:
+        """``shards`` static hash shards of the paths."""
         if shards < 1:
             raise ValueError(f"shards must be at least 1, got {shards}")
         return cls("shards", shards=shards)
 
     @classmethod
     def unpartitioned(cls) -> Partitioning:
+        """No partitions: every run is one reconcile of the whole source (the default)."""
         return cls("none")
+
+    @classmethod
+    def of(cls, kind: str, *, name: str = "", shards: int = 64) -> Partitioning:
+        """The scheme called ``kind`` (``none``, ``shards`` or ``files``).
+
+        Example:
+            >>> Partitioning.of("shards", shards=8).partitions_def.get_partition_keys()[:2]
+            ['shard-0', 'shard-1']
+        """
+        if kind == "none":
+            return cls.unpartitioned()
+        if kind == "shards":
+            return cls.sharded(shards)
+        if kind == "files":
+            return cls.files(name)
+        raise ValueError(f"partitioning must be 'none', 'shards' or 'files', got {kind!r}")
 
     @property
     def partitions_def(self) -> dg.PartitionsDefinition | None:
+        """The Dagster partitions definition (None when unpartitioned)."""
+        import dagster as dg
+
         if self.kind == "files":
             return dg.DynamicPartitionsDefinition(name=self.name)
         if self.kind == "shards":

@@ -8,7 +8,7 @@ Environment:
 ``RAGFLOW_API_KEY``        its API key (required with ``RAGFLOW_BASE_URL``)
 ``RAGFLOW_SOURCE``         a folder or ``s3://bucket/prefix`` (default: ``examples/sample_docs``)
 ``RAGFLOW_DATASET``        the dataset name (default: ``acme_handbook``)
-``RAGFLOW_PARTITIONING``   ``files`` (default), ``shards`` or ``none``
+``RAGFLOW_PARTITIONING``   ``none`` (default), ``shards`` or ``files``
 ``RAGFLOW_SANDBOX_DIR``    where the embedded sandbox keeps its data (default:
                            ``$DAGSTER_HOME/ragflow-sandbox`` or ``.sandbox/``)
 =========================  ===================================================================
@@ -167,9 +167,9 @@ def dataset_from_env() -> str:
 
 
 def partitioning_from_env() -> str:
-    value = os.environ.get("RAGFLOW_PARTITIONING", "files").strip() or "files"
-    if value not in ("files", "shards", "none"):
-        raise ValueError(f"RAGFLOW_PARTITIONING must be files, shards or none, got {value!r}")
+    value = os.environ.get("RAGFLOW_PARTITIONING", "none").strip() or "none"
+    if value not in ("none", "shards", "files"):
+        raise ValueError(f"RAGFLOW_PARTITIONING must be none, shards or files, got {value!r}")
     return value
 
 
@@ -205,21 +205,17 @@ def build_project(server: ServerInfo | None = None) -> Project:
     defs = dg.Definitions(
         assets=list(ingestion.assets),
         jobs=[ingestion.job],
-        resources={ingestion.resource_key: resource, **ingestion.resources()},
+        resources={ingestion.resource_key: resource},
         **extra,
     )
     return Project(defs=defs, ingestion=ingestion, server=info)
 
 
-def _triggers(ingestion) -> dict[str, list]:
-    """The ingestion's sensor and nightly reconcile schedule, when the sensors module has them."""
-    try:
-        from ragflow_dagster import sensors
-    except ImportError:  # pragma: no cover - during development only
-        return {}
-    out: dict[str, list] = {}
-    if hasattr(sensors, "build_ragflow_sensor"):
-        out["sensors"] = [sensors.build_ragflow_sensor(ingestion)]
-    if hasattr(sensors, "build_ragflow_reconcile_schedule"):
-        out["schedules"] = [sensors.build_ragflow_reconcile_schedule(ingestion)]
-    return out
+def _triggers(ingestion: object) -> dict[str, list[object]]:
+    """The ingestion's sensor and nightly reconcile schedule."""
+    from ragflow_dagster.sensors import build_ragflow_reconcile_schedule, build_ragflow_sensor
+
+    return {
+        "sensors": [build_ragflow_sensor(ingestion)],  # type: ignore[arg-type]
+        "schedules": [build_ragflow_reconcile_schedule(ingestion)],  # type: ignore[arg-type]
+    }

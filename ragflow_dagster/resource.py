@@ -1,22 +1,33 @@
-"""`RAGFlowResource`: the thin Dagster resource around :class:`RAGFlowClient`.
+"""`RAGFlowResource`: the Dagster resource around :class:`RAGFlowClient` and the sync engine.
 
-It holds configuration only (server address, API key, timeouts, retry and upload settings) and
-hands out one pooled client per resource instance with :meth:`RAGFlowResource.get_client`, in
-the manner of Dagster's official integrations (a plain client plus a ``ConfigurableResource``).
+It holds configuration (server address, API key, timeouts, retry and upload settings), hands out
+one pooled client per resource instance with :meth:`RAGFlowResource.get_client`, and runs one
+sync with :meth:`RAGFlowResource.sync`, a generator of Dagster events in the manner of
+``SlingResource.replicate``: the asset body is ``yield from ragflow.sync(context=context)``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ragflow_dagster.client import Dataset, RAGFlowClient, ensure_dataset
+from ragflow_dagster.sources import Source, build_inventory
+from ragflow_dagster.sync.engine import (
+    SyncAbortedError,
+    SyncOptions,
+    known_files,
+    list_documents,
+    sync_source,
+)
+from ragflow_dagster.translator import METADATA_KEY_TARGET, DatasetConfig, RAGFlowTarget
 
-__all__ = ["RAGFlowResource"]
+__all__ = ["RAGFlowResource", "SyncEvent", "target_of"]
 
 _MiB = 1024 * 1024
 
@@ -129,6 +140,7 @@ class RAGFlowResource(dg.ConfigurableResource):
         description: str | None = None,
         permission: str | None = None,
         update_if_empty: bool = True,
+        existing: Dataset | None = None,
         **create_extra: Any,
     ) -> Dataset:
         """Return the dataset called ``name``, creating it with these settings if missing.
@@ -152,6 +164,132 @@ class RAGFlowResource(dg.ConfigurableResource):
             permission=permission,
             update_if_empty=update_if_empty,
             log=dg.get_dagster_logger("ragflow_dagster"),
+            existing=existing,
             **create_extra,
         )
         return result.dataset
+
+    def sync(
+        self,
+        *,
+        context: dg.AssetExecutionContext,
+        target: RAGFlowTarget | None = None,
+        source: Source | None = None,
+        dataset: DatasetConfig | str | None = None,
+        options: SyncOptions | None = None,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+    ) -> Iterator[SyncEvent]:
+        """Run the sync engine once for the assets of ``context`` and yield their events.
+
+        One dataset listing, one source inventory, one engine run (with its own parse wait and
+        verification); then a ``MaterializeResult`` per selected asset (per partition when the
+        run covers a range: ``AssetMaterialization`` events with that partition's figures only)
+        and the ``AssetCheckResult`` s of the selected checks, computed from what the run
+        already holds. Nothing is written to local disk.
+
+        Args:
+            context: The asset context of a :func:`~ragflow_dagster.ragflow_ingestion_assets`
+                multi-asset (its target is read from the assets' metadata).
+            target: Sync this target instead of the assets' own.
+            source: Override the target's source.
+            dataset: Override the target's dataset.
+            options: Override the target's sync options.
+            dry_run: Plan only; touch nothing (``chunks`` is not materialized).
+            allow_mass_delete: Lift the mass-delete guard for this run.
+
+        Yields:
+            ``MaterializeResult``, ``AssetMaterialization`` and ``AssetCheckResult`` events.
+
+        Example:
+            >>> @ragflow_ingestion_assets(target=target)  # doctest: +SKIP
+            ... def handbook(context: dg.AssetExecutionContext, ragflow: RAGFlowResource):
+            ...     yield from ragflow.sync(context=context)
+        """
+        from ragflow_dagster.events import RunView, sync_events
+
+        tgt = target or target_of(context)
+        if source is not None:
+            tgt = replace(tgt, source=source)
+        if dataset is not None:
+            tgt = replace(
+                tgt, dataset=DatasetConfig(dataset) if isinstance(dataset, str) else dataset
+            )
+        view = RunView.of(context, tgt)
+        ds = tgt.dataset
+        client = self.get_client()
+        calls0 = client.request_count
+        opts = options or tgt.sync_options
+        opts = replace(
+            opts,
+            in_scope=view.scope,
+            dry_run=dry_run or opts.dry_run,
+            allow_mass_delete=allow_mass_delete or opts.allow_mass_delete,
+        )
+        # The source is listed before any dataset is created: a source that cannot be listed
+        # leaves nothing behind on the server.
+        existing = client.find_dataset(ds.name)
+        docs = list_documents(client, existing.id) if existing is not None else []
+        inventory = build_inventory(tgt.source, opts.filters, known=known_files(docs))
+        dataset_rec = self.ensure_dataset(
+            ds.name,
+            chunk_method=ds.chunk_method,
+            parser_config=dict(ds.parser_config) if ds.parser_config else None,
+            embedding_model=ds.embedding_model,
+            description=ds.description,
+            permission=ds.permission,
+            existing=existing,
+        )
+        if existing is None or existing.id != dataset_rec.id:
+            docs = list_documents(client, dataset_rec.id)
+        try:
+            report = sync_source(
+                client,
+                tgt.source,
+                dataset_rec.id,
+                opts,
+                dataset_name=dataset_rec.name,
+                inventory=inventory,
+                documents=docs,
+                log=context.log,  # type: ignore[arg-type]
+                api_calls_since=calls0,
+            )
+        except SyncAbortedError as exc:
+            raise dg.Failure(
+                description=f"sync of {dataset_rec.name!r} aborted: {exc.report.error}",
+                metadata={
+                    "converged": False,
+                    "error": exc.report.error or "",
+                    "report": dg.MetadataValue.json(exc.report.to_dict()),
+                },
+            ) from exc
+        yield from sync_events(
+            view,
+            report,
+            inventory=inventory,
+            before=docs,
+            client=client,
+            dataset_id=dataset_rec.id,
+            dataset_url=self.dataset_url(dataset_rec.id),
+            api_calls=lambda: client.request_count - calls0,
+        )
+
+
+SyncEvent = dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult
+"""What :meth:`RAGFlowResource.sync` yields."""
+
+
+def target_of(context: dg.AssetExecutionContext) -> RAGFlowTarget:
+    """The :class:`RAGFlowTarget` stored in the metadata of the context's assets.
+
+    Raises:
+        ValueError: The assets were not built by ``@ragflow_ingestion_assets``.
+    """
+    for meta in context.assets_def.metadata_by_key.values():
+        found = meta.get(METADATA_KEY_TARGET)
+        if isinstance(found, RAGFlowTarget):
+            return found
+    raise ValueError(
+        f"the assets of {context.op_def.name!r} carry no RAGFlow target in their metadata: build "
+        "them with @ragflow_ingestion_assets(target=...) or pass target= to RAGFlowResource.sync"
+    )

@@ -140,6 +140,7 @@ def ensure_dataset(
     permission: str | None = None,
     update_if_empty: bool = True,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    existing: Dataset | None = None,
     **create_extra: Any,
 ) -> EnsuredDataset:
     """Return the dataset called ``name``, creating it with these settings if it is missing.
@@ -151,7 +152,7 @@ def ensure_dataset(
 
     Two processes racing to create the same name end up with one dataset: when the server
     renames ours to ``name(1)`` (or refuses it), the extra one is deleted and the existing one
-    returned.
+    returned. ``existing``: the dataset as a lookup of ``name`` just returned it (saves a call).
 
     Example:
         >>> res = ensure_dataset(client, "manuals", chunk_method="naive",  # doctest: +SKIP
@@ -167,7 +168,8 @@ def ensure_dataset(
         "description": description,
         "permission": permission,
     }
-    existing = client.find_dataset(name)
+    if existing is None:
+        existing = client.find_dataset(name)
     if existing is None:
         try:
             created = client.create_dataset(name, **wanted, **create_extra)

@@ -13,15 +13,17 @@ Example ``defs.yaml``::
         extensions: [pdf, docx, md]
         exclude_dirs: [.git, node_modules]
         max_size: 50MB
-      partitioning: files
+      partitioning: none
       sensor: {minimum_interval_seconds: 30, settle_seconds: 60}
       schedule: {cron: "0 2 * * *"}
       freshness: {fail_window: 24h, warn_window: 6h}
       checks: {max_lag: 1h, blocking: true}
       resource: {base_url_env: RAGFLOW_BASE_URL, api_key_env: RAGFLOW_API_KEY}
 
-It builds the ``source_files`` → ``documents`` → ``chunks`` assets with their checks and
-freshness, the partitions, the sync job, the sensor, the reconcile schedule and the resources.
+It builds, through :func:`~ragflow_dagster.assets.build_ragflow_ingestion` (itself a thin user of
+``@ragflow_ingestion_assets`` and ``DagsterRAGFlowTranslator``), the external ``source`` asset and
+the ``documents`` → ``chunks`` multi-asset with its checks and freshness, the sync job, the sensor,
+the reconcile schedule and the RAGFlow resource.
 """
 
 from __future__ import annotations
@@ -78,14 +80,14 @@ def _size(value: int | str | None, name: str) -> int | None:
 class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
     """Keeps one RAGFlow dataset in sync with one folder or S3 prefix.
 
-    Builds the ``source_files`` → ``documents`` → ``chunks`` assets (with their checks and
-    freshness policy), the partitions, the sync job, a sensor that watches the source, a
-    nightly full-reconcile schedule and the RAGFlow resource.
+    Builds the external ``source`` asset and the ``documents`` → ``chunks`` multi-asset (with its
+    checks and freshness policy; one engine run per Dagster run), the sync job, a sensor that
+    watches the source, a nightly full-reconcile schedule and the RAGFlow resource.
 
     Example:
         >>> component = RAGFlowIngestionComponent(source="/data/handbook", dataset="handbook")
         >>> component.partitioning
-        'files'
+        'none'
     """
 
     source: str | SourceModel = Field(
@@ -98,10 +100,10 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
         description="Base of the job, partitions and sensor names (default: the dataset name).",
     )
     filters: FiltersModel | None = Field(default=None, description="Which files take part.")
-    partitioning: Literal["files", "shards", "none"] = Field(
-        default="files",
-        description="files: a dynamic partition per file; shards: static hash shards (huge "
-        "trees); none: unpartitioned.",
+    partitioning: Literal["none", "shards", "files"] = Field(
+        default="none",
+        description="none: unpartitioned, a reconcile is one run (default); shards: static "
+        "hash shards to select and backfill; files: a dynamic partition per file (small trees).",
     )
     shards: int = Field(default=64, description="Number of hash shards (partitioning: shards).")
     sync: SyncModel = Field(default_factory=SyncModel, description="How runs sync.")
@@ -120,10 +122,10 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
     key_prefix: list[str] | None = Field(
         default=None, description="Asset key prefix (default [ragflow, <name>])."
     )
-    pool: str | None = Field(default="ragflow", description="Concurrency pool of RAGFlow steps.")
-    export_chunks: bool = Field(default=False, description="Put chunk texts in the chunks table.")
-    frames_dir: str | None = Field(
-        default=None, description="Where the inventory/chunk tables are stored between steps."
+    pool: str | None = Field(
+        default=None,
+        description="Concurrency pool of the sync step (default: ragflow_<name>, one per "
+        "dataset, limit 1).",
     )
 
     # -- pieces (override to customise) -------------------------------------------------------
@@ -223,7 +225,6 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
                 RetrievalProbe(p.question, p.expected_path, p.top_n)
                 for p in self.checks.retrieval_probes
             ],
-            export_chunks=self.export_chunks,
             pool=self.pool,
             blocking_checks=self.checks.blocking,
         )
@@ -272,14 +273,10 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
         ]
 
     def build_resources(self, ingestion: Any) -> dict[str, Any]:
-        """The RAGFlow resource (unless ``resource.provide`` is false) and the frames store."""
-        from ragflow_dagster.assets import FRAMES_IO_MANAGER_KEY
-        from ragflow_dagster.io_manager import PartitionedFrameIOManager
+        """The RAGFlow resource (unless ``resource.provide`` is false)."""
         from ragflow_dagster.resource import RAGFlowResource
 
-        resources: dict[str, Any] = {
-            FRAMES_IO_MANAGER_KEY: _shared(PartitionedFrameIOManager, base_dir=self.frames_dir)
-        }
+        resources: dict[str, Any] = {}
         r = self.resource
         if r.provide:
             kwargs: dict[str, Any] = {

@@ -40,7 +40,8 @@ attributes:
     # max_size: 50MB
     # modified_after: "2024-01-01"
 
-  # files: a dynamic partition per file; shards: static hash shards (huge trees); none.
+  # none: a reconcile is one run (default, scales to 100,000+ files); shards: static hash
+  # shards to select and backfill; files: a dynamic partition per file (small trees only).
   partitioning: {partitioning}
   # shards: 64
 
@@ -77,8 +78,8 @@ class ScaffoldParams(BaseModel):
     dataset: str | None = Field(
         default=None, description="Dataset name (default: the name of the component's folder)."
     )
-    partitioning: Literal["files", "shards", "none"] = Field(
-        default="files", description="files, shards or none."
+    partitioning: Literal["none", "shards", "files"] = Field(
+        default="none", description="none (default), shards or files."
     )
 
 

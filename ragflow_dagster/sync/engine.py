@@ -312,6 +312,7 @@ def _sync(
     in_sync = {a.path for a in plan.actions if isinstance(a, Unchanged)}
     _forget(report, (retried - given_up) & in_sync)
     count_outcomes(report)
+    report.final_documents = docs
     if not report.verified and not plan.actionable and not plan.withheld_deletes:
         report.awaiting_parse = True
         report.counts["parse_pending"] = len(plan.pending)

@@ -489,7 +489,7 @@ class PlanExecutor:
         for doc_id, msg in self.parses.failed.items():
             path = self._doc_path.get(doc_id, "?")
             self.failed_paths.add(path)  # retried already: another round would fail again
-            self.report.errors.append(f"{path}: parse failed (document {doc_id}): {msg}")
+            self.report.record(path, "parse", "failed", doc_id=doc_id, detail=msg)
 
     def _rename_back(self, doc_id: str, path: str) -> None:
         try:

@@ -71,6 +71,9 @@ class SyncReport:
     """What that plan still had to do, when it had something."""
     awaiting_parse: bool = False
     """All that is left is documents still parsing (a ``wait=False`` run ends like this)."""
+    final_documents: list[Any] | None = field(default=None, repr=False, compare=False)
+    """The dataset as the run's last complete listing showed it (taken after its last change);
+    not part of :meth:`to_dict`."""
     error: str | None = None
     """Why the run stopped before it finished (server unreachable, source not listable, ...);
     the counts then hold only what was known at that point and ``converged`` is False."""
@@ -95,7 +98,9 @@ class SyncReport:
     ) -> None:
         with self._lock:
             self.outcomes.append(FileOutcome(path, action, status, doc_id, detail))
-            if status == "failed":
+            if status == "failed" and action == "parse":
+                self.errors.append(f"{path}: parse failed (document {doc_id}): {detail}")
+            elif status == "failed":
                 self.errors.append(f"{path}: {action}: {detail}")
 
     @property

@@ -62,7 +62,7 @@ def test_p5_small_initial_sync_through_the_sensor_takes_few_runs(tmp_path):
     from ragflow_dagster.sensors import build_ragflow_sensor
 
     make_files(tmp_path, 2000)
-    ing = build_ragflow_ingestion(source=str(tmp_path), dataset="p5-small")
+    ing = build_ragflow_ingestion(source=str(tmp_path), dataset="p5-small", partitioning="files")
     instance = dg.DagsterInstance.ephemeral()
     driver = SensorDriver(build_ragflow_sensor(ing, settle_seconds=0), instance)
     driver.until_quiet()

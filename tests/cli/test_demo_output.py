@@ -24,7 +24,6 @@ def docs(tmp_path):
 def home(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("RAGFLOW_PARTITIONING", "files")
     return home
 
 
@@ -62,17 +61,17 @@ def test_the_demo_run_is_recorded_in_the_shared_instance(
     captured = capsys.readouterr()
     line = _last_json(captured.out)
     assert line["converged"] is True and line["uploaded"] == 2 and "error" not in line
-    assert "2 files -> 2 partitions" in captured.out
     assert "BetaWarning" not in captured.err and "DEBUG" not in captured.err
     # what `make dev` will open: the same instance, with the run, the partitions and the checks
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].is_success
-        assert sorted(instance.get_dynamic_partitions("demo_recorded_files")) == ["a.md", "b.txt"]
         records = instance.fetch_materializations(
             dg.AssetKey(["ragflow", "demo_recorded", "documents"]), limit=10
         ).records
-        assert len(records) == 2  # one per partition
+        assert len(records) == 1  # unpartitioned by default: one materialization per run
+        meta = records[0].asset_materialization.metadata
+        assert meta["uploaded"].value == 2 and meta["converged"].value is True
         checks = instance.get_latest_asset_check_evaluation_record(
             dg.AssetCheckKey(
                 dg.AssetKey(["ragflow", "demo_recorded", "documents"]), "documents_match_source"

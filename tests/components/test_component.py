@@ -66,17 +66,15 @@ def test_yaml_builds_the_whole_graph(tmp_path):
             assert component.sensor.max_partition_adds == 200
             prefix = ["ragflow", "hr_handbook"]
             keys = {a.key for a in defs.resolve_all_asset_specs()}
-            assert keys == {
-                dg.AssetKey([*prefix, k]) for k in ("source_files", "documents", "chunks")
-            }
+            assert keys == {dg.AssetKey([*prefix, k]) for k in ("source", "documents", "chunks")}
             docs = defs.resolve_assets_def(dg.AssetKey([*prefix, "documents"]))
             policy = docs.specs_by_key[dg.AssetKey([*prefix, "documents"])].freshness_policy
             assert policy.fail_window.to_timedelta() == timedelta(hours=12)
             assert policy.warn_window.to_timedelta() == timedelta(minutes=90)
             checks = {c.name: c for c in docs.check_specs}
             assert checks["documents_match_source"].blocking is True
-            chunks = defs.resolve_assets_def(dg.AssetKey([*prefix, "chunks"]))
-            assert "retrieval_smoke_test" in {c.name for c in chunks.check_specs}
+            assert "retrieval_smoke_test" in checks  # one multi-asset holds every check
+            assert docs.op.pool == "ragflow_hr_handbook"
             job = defs.resolve_job_def("hr_handbook_sync")
             assert job.partitions_def == dg.DynamicPartitionsDefinition(name="hr_handbook_files")
             sensor = defs.resolve_sensor_def("hr_handbook_sensor")
@@ -88,14 +86,21 @@ def test_yaml_builds_the_whole_graph(tmp_path):
             assert type(resource).__name__ == "RAGFlowResource"
             assert resource.api_key == dg.EnvVar("MY_RAGFLOW_KEY")
             assert resource.base_url == dg.EnvVar("MY_RAGFLOW_URL")
-            assert "ragflow_frames_io_manager" in defs.resources
+            assert set(defs.resources) == {"ragflow"}  # no IO manager: state lives in RAGFlow
 
 
 def test_the_components_sensor_adds_partitions_and_requests_a_run(tmp_path):
     folder = _docs(tmp_path, 4)
     with create_defs_folder_sandbox() as sandbox:
         path = _write(
-            sandbox, "kb", {"source": str(folder), "dataset": "kb", "sensor": {"settle_seconds": 0}}
+            sandbox,
+            "kb",
+            {
+                "source": str(folder),
+                "dataset": "kb",
+                "partitioning": "files",
+                "sensor": {"settle_seconds": 0},
+            },
         )
         with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
             sensor = defs.resolve_sensor_def("kb_sensor")
@@ -151,7 +156,7 @@ def test_ingestions_share_one_resource(tmp_path):
                 "third_sensor",
             }
             assert len(defs.resolve_all_asset_specs()) == 9
-            assert set(defs.resources) == {"ragflow", "ragflow_frames_io_manager"}
+            assert set(defs.resources) == {"ragflow"}
             defs.resolve_job_def("third_sync")  # its resource comes from the others
 
 
@@ -199,7 +204,7 @@ def test_scaffolder_writes_a_commented_defs_yaml_that_loads(tmp_path):
             scaffold_params={"source": str(folder), "dataset": "scaffolded_kb"},
         )
         text = (path / "defs.yaml").read_text()
-        assert "# files: a dynamic partition per file" in text
+        assert "# none: a reconcile is one run" in text
         assert "RAGFlowIngestionComponent" in text.splitlines()[0]
         with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
             assert component.dataset.name == "scaffolded_kb"
@@ -247,7 +252,7 @@ def test_top_level_type_name_loads(tmp_path):
 )
 def test_example_project_loads_with_its_sensors(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
-    defs = dg.load_from_defs_folder(project_root=EXAMPLE)
+    defs = dg.load_from_defs_folder(path_within_project=EXAMPLE)
     assert {s.name for s in defs.sensors} == {"acme_handbook_sensor", "product_manuals_sensor"}
     assert {s.name for s in defs.schedules} == {
         "acme_handbook_reconcile_schedule",

@@ -292,7 +292,6 @@ def test_r5_key_absent_from_logs_metadata_and_errors(ragflow_sandbox, tmp_path, 
                 "ragflow": RAGFlowResource(
                     base_url=ragflow_sandbox.base_url, api_key=dg.EnvVar("R5_KEY")
                 ),
-                **ing.resources(frames_dir=str(tmp_path / "frames")),
             },
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,

@@ -39,6 +39,18 @@ class StandInIngestion:
     assets: list[dg.AssetsDefinition]
     filters: FileFilters | None = None
 
+    @property
+    def pool(self) -> str:
+        return f"ragflow_{self.name}"
+
+    @property
+    def run_tags(self) -> dict[str, str]:
+        return {"ragflow_dagster/dataset": self.name}
+
+    @property
+    def asset_keys(self) -> dict[str, dg.AssetKey]:
+        return {"documents": self.assets[0].key}
+
 
 _NAMES = itertools.count()
 
@@ -60,8 +72,9 @@ def make_ingestion(
         parts = Partitioning.unpartitioned()
     pdef = parts.partitions_def
 
-    @dg.asset(
+    @dg.multi_asset(
         name=f"{name}_documents",
+        specs=[dg.AssetSpec(f"{name}_documents", partitions_def=pdef)],
         partitions_def=pdef,
         backfill_policy=dg.BackfillPolicy.single_run() if pdef is not None else None,
     )
@@ -71,7 +84,9 @@ def make_ingestion(
         keys = list(context.partition_keys) if pdef is not None else []
         return dg.MaterializeResult(metadata={"partitions": len(keys)})
 
-    job = dg.define_asset_job(f"{name}_sync", selection=[documents], partitions_def=pdef)
+    job = dg.define_asset_job(
+        f"{name}_sync", selection=[documents], tags={"ragflow_dagster/dataset": name}
+    )
     return StandInIngestion(name, source, parts, job, [documents], filters)
 
 

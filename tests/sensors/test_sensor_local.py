@@ -122,7 +122,7 @@ def test_removed_files_lose_their_partitions_after_the_reconcile_succeeded(kit, 
     assert driver.tick().runs == [] and driver.ticks[-1].deleted == []
 
 
-def test_a_running_run_keeps_the_partitions_its_range_ends_on(kit, instance, tmp_path):
+def test_a_running_run_of_the_dataset_holds_every_request_back(kit, instance, tmp_path):
     from dagster._core.test_utils import create_run_for_test
 
     paths = _tree(kit, tmp_path, 4)
@@ -131,22 +131,26 @@ def test_a_running_run_keeps_the_partitions_its_range_ends_on(kit, instance, tmp
     driver.tick()
     keys = driver.partitions()
     first, last = keys[0], keys[-1]
+    # a run of another job (the UI's asset job) materializing the dataset's asset
     running = create_run_for_test(
         instance,
-        job_name=ingestion.job.name,
+        job_name="__ASSET_JOB",
         status=dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset(ingestion.asset_keys.values()),
         tags={RANGE_START_TAG: first, RANGE_END_TAG: keys[1]},
     )
     (tmp_path / first).unlink()
     (tmp_path / last).unlink()
-    run = driver.tick().runs[0]
-    assert driver.execute(run) == dg.DagsterRunStatus.SUCCESS
-    tick = driver.tick()
-    assert tick.deleted == [last]  # the running run's range starts on the other one
-    assert first in driver.partitions()
+    kit.write(tmp_path, "late.txt")
+    held = driver.tick()
+    assert held.runs == [] and held.added == [] and held.deleted == []
+    assert "queued or running" in held.skip
     instance.report_run_failed(instance.get_run_by_id(running.run_id))
-    assert driver.tick().deleted == [first]
-    assert sorted(driver.partitions()) == sorted(set(paths) - {first, last})
+    (run,) = driver.tick().runs  # the removals and the addition, in one reconcile
+    assert run.tags[RECONCILE_TAG] == "full"
+    assert driver.execute(run) == dg.DagsterRunStatus.SUCCESS
+    assert sorted(driver.tick().deleted) == sorted([first, last])
+    assert sorted(driver.partitions()) == sorted({*paths, "late.txt"} - {first, last})
 
 
 def test_a_failing_reconcile_is_retried_then_left_to_a_full_reconcile(kit, instance, tmp_path):

@@ -24,6 +24,12 @@ class ScriptedRuns:
     def pinned_keys(self) -> frozenset[str]:
         return self.pinned
 
+    def busy(self) -> str | None:
+        """A queued or running reconcile, or a run pinned to partitions, is in flight."""
+        if self.state in ("queued", "running") or self.pinned:
+            return f"a {self.state} run"
+        return None
+
 
 def _tick(root, cursor, partitions, runs, *, now=None, **settings):
     out = evaluate_tick(
@@ -39,7 +45,7 @@ def _tick(root, cursor, partitions, runs, *, now=None, **settings):
     return out, [*partitions, *out.add_keys]
 
 
-def test_a_queued_reconcile_absorbs_later_changes(kit, tmp_path):
+def test_no_request_while_a_run_of_the_dataset_is_queued_or_running(kit, tmp_path):
     for i in range(3):
         kit.write(tmp_path, f"f{i}.txt", str(i))
     runs = ScriptedRuns()
@@ -48,16 +54,21 @@ def test_a_queued_reconcile_absorbs_later_changes(kit, tmp_path):
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
     first = out.runs[0]
     assert first.reconcile
-    runs.state = "queued"
-    kit.write(tmp_path, "f1.txt", "changed too", age=100)
+    held = out.cursor
+    for state, name in (("queued", "f1.txt"), ("running", "f2.txt")):
+        runs.state = state
+        kit.write(tmp_path, name, f"changed while {state}", age=100)
+        kit.write(tmp_path, "new_" + name, "added", age=100)
+        out, keys = _tick(tmp_path, out.cursor, keys, runs)
+        assert out.runs == () and out.add_keys == () and out.delete_keys == ()
+        assert "queued or running" in out.skip_reason
+        assert out.cursor == held  # nothing seen is forgotten: the next tick compares to this
+    runs.state = "success"
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
-    assert out.runs == ()  # the queued run has not listed yet: it will see this change too
-    assert out.stats["absorbed_by"] == first.run_key
-    assert out.cursor.reconcile.run_key == first.run_key
-    runs.state = "running"
-    kit.write(tmp_path, "f2.txt", "changed while running", age=100)
-    out, keys = _tick(tmp_path, out.cursor, keys, runs)
-    assert len(out.runs) == 1 and out.runs[0].run_key != first.run_key
+    (run,) = out.runs  # every change made meanwhile, folded into one run
+    assert run.reconcile and run.run_key != first.run_key
+    assert sorted(out.add_keys) == ["new_f1.txt", "new_f2.txt"]
+    assert "changed" in run.reason and "added" in run.reason
 
 
 def test_a_reconcile_that_never_appears_is_requested_again(kit, tmp_path):
@@ -85,15 +96,12 @@ def test_removed_keys_wait_while_a_run_is_pinned_to_them(kit, tmp_path):
     (tmp_path / "c.txt").unlink()
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
     runs.state = "success"
-    runs.pinned = frozenset({"a.txt"})
-    out, keys = _tick(tmp_path, out.cursor, keys, runs)
-    assert out.delete_keys == ("c.txt",)
-    keys = [k for k in keys if k not in out.delete_keys]
+    runs.pinned = frozenset({"a.txt"})  # an in-flight run names it: the dataset is busy
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
     assert out.delete_keys == ()
     runs.pinned = frozenset()
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
-    assert out.delete_keys == ("a.txt",)
+    assert sorted(out.delete_keys) == ["a.txt", "c.txt"]
     assert out.cursor.reconcile is None
 
 
