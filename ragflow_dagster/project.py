@@ -201,21 +201,13 @@ def build_project(server: ServerInfo | None = None) -> Project:
         resource = RAGFlowResource(
             base_url=dg.EnvVar("RAGFLOW_BASE_URL"), api_key=dg.EnvVar("RAGFLOW_API_KEY")
         )
-    extra = _triggers(ingestion)
+    from ragflow_dagster.sensors import build_ragflow_reconcile_schedule, build_ragflow_sensor
+
     defs = dg.Definitions(
         assets=list(ingestion.assets),
         jobs=[ingestion.job],
         resources={ingestion.resource_key: resource},
-        **extra,
+        sensors=[build_ragflow_sensor(ingestion)],
+        schedules=[build_ragflow_reconcile_schedule(ingestion)],
     )
     return Project(defs=defs, ingestion=ingestion, server=info)
-
-
-def _triggers(ingestion: object) -> dict[str, list[object]]:
-    """The ingestion's sensor and nightly reconcile schedule."""
-    from ragflow_dagster.sensors import build_ragflow_reconcile_schedule, build_ragflow_sensor
-
-    return {
-        "sensors": [build_ragflow_sensor(ingestion)],  # type: ignore[arg-type]
-        "schedules": [build_ragflow_reconcile_schedule(ingestion)],  # type: ignore[arg-type]
-    }

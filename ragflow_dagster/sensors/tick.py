@@ -430,6 +430,8 @@ class Tick:
         if changed:
             attempt = (rc.attempt + 1) if (retry and rc is not None) else 1
             reason = "retry" if retry else "changed"
+            lo: str | None
+            hi: str | None
             if self.parts.kind == "shards":
                 lo, hi = (
                     shard_key(min(changed), cursor.shards),
