@@ -116,6 +116,7 @@ _FAMILY = {
     "ssh": "sftp",
 }
 _CONTENT_KINDS = frozenset({"md5"})
+_LISTINGS_CACHED = frozenset({"az", "gcs", "s3"})
 _ONE_AT_A_TIME = frozenset({"sftp", "ssh", "ftp", "smb"})
 """Implementations whose client must not be used from two threads at once (one paramiko SFTP
 channel loses responses under concurrent requests): their calls are serialised."""
@@ -188,11 +189,15 @@ def _parse_uri(
             "implementation is registered for it"
         ) from exc
     options = dict(cls._get_kwargs_from_urls(uri))
+    if _family(scheme) in _LISTINGS_CACHED:  # a cached listing would hide changes
+        options["use_listings_cache"] = False
     options.update(storage_options)
     try:
         fs = cls(**options)
     except ImportError as exc:
         raise _missing_extra(scheme, exc) from exc
+    except Exception as exc:  # implementations that connect at once (sftp, ftp, smb)
+        raise SourceError(f"cannot connect to {display}: {type(exc).__name__}: {exc}") from None
     root = cls._strip_protocol(uri)
     return fs, root, scheme, display
 
@@ -335,7 +340,7 @@ class FsspecSource(PagedSource):
                 raise ValueError("root= is only for a filesystem instance; put it in the URI")
             try:
                 fs, root_path, protocol, display = _parse_uri(text, options)
-            except (ValueError, ImportError) as exc:
+            except (ValueError, ImportError, SourceError) as exc:
                 raise type(exc)(self._scrubber(str(exc))) from None
         else:
             if options:
@@ -513,12 +518,18 @@ class FsspecSource(PagedSource):
         for entries, skipped, resume in pages:
             yield [*skipped, *entries], resume
 
+    def _forget_listings(self) -> None:
+        """Drop the filesystem's cached directory listings: each listing is fresh."""
+        with contextlib.suppress(Exception), self._lock:
+            self.fs.invalidate_cache()
+
     def _ls(self, rel_dir: str) -> list[dict[str, Any]]:
         full = self._full(rel_dir.rstrip("/"))
         with self._lock:
             return list(self.fs.ls(full, detail=True))
 
     def _root_listing(self) -> list[dict[str, Any]]:
+        self._forget_listings()
         try:
             items = self._ls("")
         except FileNotFoundError:
@@ -657,6 +668,7 @@ class FsspecSource(PagedSource):
         file_check = f._compiled.file_check
         known_get = known.get if known else None
         full = self._full("")
+        self._forget_listings()
         try:
             with self._lock:
                 found = self.fs.find(full, detail=True, withdirs=False)
