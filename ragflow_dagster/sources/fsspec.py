@@ -208,7 +208,9 @@ def _display(parts: Any) -> str:
         netloc = f"{parts.username}@{netloc}"
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")).rstrip("/")
+    query = f"?{parts.query}" if parts.query else ""
+    text = f"{parts.scheme}://{netloc}{parts.path}"
+    return (text.rstrip("/") if parts.path.strip("/") or netloc else text) + query
 
 
 def _ns(value: Any) -> int | None:
