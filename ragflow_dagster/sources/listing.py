@@ -194,10 +194,12 @@ class Listing:
             batches = source.scan_batches(self.filters, known=self.known)
         else:
             batches = source.scan_batches(self.filters)
+        post = (self.filters is not None and not source.applies_filters) or (
+            self.known is not None and not in_source
+        )
         for entries, skipped in batches:
-            entries = list(entries)
-            skipped = list(skipped)
-            self._post(entries, skipped, fill=not in_source)
+            if post:  # the source's own lists: changed in place
+                self._post(entries, skipped, fill=not in_source)
             self.entries_listed += len(entries)
             yield ListingPage(entries, skipped)
 

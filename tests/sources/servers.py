@@ -452,6 +452,15 @@ class Azurite:
             f"AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
         )
 
+    @property
+    def direct_connection_string(self) -> str:
+        """For the emulator itself, bypassing the proxy (benchmarks)."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{AZURITE_ACCOUNT};"
+        )
+
     def start(self) -> Azurite:
         self._proc = subprocess.Popen(
             [
