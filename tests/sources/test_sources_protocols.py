@@ -8,6 +8,7 @@ output. End states are checked by raw HTTP against the sandbox.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -343,22 +344,39 @@ def test_sync_lifecycle_against_a_real_server(harness, client, ragflow_sandbox, 
 
 
 def test_a_wrong_password_fails_clearly_without_echoing_it(harness):
-    if harness.name == "azure":
-        pytest.skip("azurite answers any account key on the well-known account")
     wrong = "wrong-pw-Q7mZ3x"
-    if harness.name == "webdav":
+    if harness.name == "azure":
+        wrong = base64.b64encode(b"not the account key, but one that looks like it").decode()
+        conn = harness.azurite.connection_string.replace(harness.secret, wrong)
+        src = FsspecSource(
+            f"az://{harness.container}/kb",
+            storage_options={"connection_string": conn},
+            listing=harness.listing,  # type: ignore[arg-type]
+        )
+        with pytest.raises(SourceError) as err:
+            build_inventory(src)
+    elif harness.name == "webdav":
         src = FsspecSource(
             f"webdav+{harness.server.url}/",
             storage_options={"auth": (harness.server.user, wrong)},
         )
         with pytest.raises(SourceError) as err:
             list(src.scan())
-        text = str(err.value)
     else:
         with pytest.raises(SourceError) as err:  # paramiko fails while connecting
             FsspecSource(
                 f"sftp://{harness.server.user}@127.0.0.1:{harness.server.port}/",
                 storage_options={"password": wrong, "look_for_keys": False, "allow_agent": False},
             )
-        text = str(err.value)
+    text = str(err.value)
     assert wrong not in text and harness.secret not in text
+    assert "cannot" in text
+
+
+def test_a_missing_container_is_an_error_and_an_empty_prefix_is_empty(azurite):
+    options = {"connection_string": azurite.connection_string}
+    with pytest.raises(SourceError, match="does not exist"):
+        build_inventory(FsspecSource("az://no-such-container/kb", storage_options=options))
+    azurite.service().create_container("emptyprefix")
+    inv = build_inventory(FsspecSource("az://emptyprefix/kb", storage_options=options))
+    assert inv.complete and inv.entries == []
