@@ -116,6 +116,7 @@ _FAMILY = {
     "ssh": "sftp",
 }
 _CONTENT_KINDS = frozenset({"md5"})
+_URL_ESCAPES = str.maketrans({"%": "%25", "#": "%23", "?": "%3F"})
 _LISTINGS_CACHED = frozenset({"az", "gcs", "s3"})
 _ONE_AT_A_TIME = frozenset({"sftp", "ssh", "ftp", "smb"})
 """Implementations whose client must not be used from two threads at once (one paramiko SFTP
@@ -367,6 +368,8 @@ class FsspecSource(PagedSource):
             self._token_kinds = (change_token,)
         self.change_token = change_token
         self.page_size = page_size
+        # webdav4 puts paths into URLs as they are: "%", "#" and "?" must be escaped first
+        self._escape = _URL_ESCAPES if family == "webdav" else None
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if family in _ONE_AT_A_TIME else contextlib.nullcontext()
         )
@@ -397,6 +400,9 @@ class FsspecSource(PagedSource):
 
     # -- helpers -----------------------------------------------------------------------------------
     def _full(self, rel: str) -> str:
+        """The implementation's path for a relative path (escaped where it needs it)."""
+        if self._escape is not None and rel:
+            rel = rel.translate(self._escape)
         root = self.root
         if not root:
             return rel
@@ -777,13 +783,35 @@ class FsspecSource(PagedSource):
                 )
         try:
             with self._lock:
-                raw = self.fs.open(full, "rb")
+                raw = self._open_raw(full)
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
         except Exception as exc:
             raise OSError(errno.EIO, f"cannot open: {self._why(exc)}", path) from None
         reader = FsspecReader(raw, path=path, scrub=self._scrubber, lock=self._lock)
         return reader  # type: ignore[return-value]
+
+    def _open_raw(self, full: str) -> Any:
+        if self.protocol != "webdav":
+            return self.fs.open(full, "rb")
+        # webdav4's own open looks the escaped path up among unescaped ones ("#", "%", "?"
+        # in a name): stream the GET through its client instead (same retries, same auth).
+        from webdav4.client import ResourceNotFound
+        from webdav4.stream import IterStream
+
+        client = self.fs.client
+        stream = IterStream(client, client.join_url(full))
+        try:
+            opened = stream.__enter__()
+        except ResourceNotFound:
+            raise FileNotFoundError(errno.ENOENT, "no such file", full) from None
+        status = opened._initial_response.status_code if opened._initial_response else 0
+        if status >= 400:
+            opened.close()
+            if status in (404, 410):
+                raise FileNotFoundError(errno.ENOENT, "no such file", full)
+            raise OSError(errno.EIO, f"GET answered {status}", full)
+        return opened
 
 
 class FsspecReader(io.RawIOBase):

@@ -32,7 +32,9 @@ FILES = {
     "docs/c.md": b"# charlie\nthird file, it will move\n",
     "keep/d.txt": b"delta stays until the listing is whole again\n",
     "locked/e.txt": b"echo sits in a folder that will fail to list\n",
+    "odd names/ünï cödé #1, 50% + more.md": b"foxtrot: a name URLs must escape\n",
 }
+ODD = "odd names/ünï cödé #1, 50% + more.md"
 
 _CONTAINERS = itertools.count()
 
@@ -292,7 +294,7 @@ def test_sync_lifecycle_against_a_real_server(harness, client, ragflow_sandbox, 
     assert changed.counts["replaced"] == 1, changed.to_dict()
     assert changed.counts["moved"] == 1 and changed.counts["deleted"] == 1, changed.to_dict()
     after = raw_docs(sb, ds.id)
-    assert sorted(after) == ["archive/c.md", "docs/b.md", "keep/d.txt", "locked/e.txt"]
+    assert sorted(after) == ["archive/c.md", "docs/b.md", "keep/d.txt", "locked/e.txt", ODD]
     assert after["archive/c.md"]["id"] == docs["docs/c.md"]["id"]  # moved, not re-uploaded
     assert after["docs/b.md"]["meta_fields"]["sha256"] == _sha(
         b"# bravo\nrewritten, and longer than before\n"
@@ -333,7 +335,7 @@ def test_sync_lifecycle_against_a_real_server(harness, client, ragflow_sandbox, 
     harness.heal()
     whole = sync()
     assert whole.counts["deleted"] == 1 and whole.converged, whole.to_dict()
-    assert sorted(raw_docs(sb, ds.id)) == ["archive/c.md", "docs/b.md", "locked/e.txt"]
+    assert sorted(raw_docs(sb, ds.id)) == ["archive/c.md", "docs/b.md", "locked/e.txt", ODD]
 
     # -- credentials appear nowhere ------------------------------------------------------------
     outputs.append(caplog.text)
