@@ -47,17 +47,13 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import errno
-import io
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import quote
 
 from ragflow_dagster.sources.base import (
     Batch,
@@ -72,217 +68,30 @@ from ragflow_dagster.sources.base import (
     unsafe_path_reason,
 )
 from ragflow_dagster.sources.filters import FileFilters
+from ragflow_dagster.sources.fsspec_io import FsspecReader, open_webdav_stream
+from ragflow_dagster.sources.fsspec_protocols import (
+    AUTO_TOKENS,
+    CONTENT_KINDS,
+    EXTRAS,
+    FLAT_PROTOCOLS,
+    ONE_AT_A_TIME,
+    URL_ESCAPES,
+    ListingMode,
+    TokenKind,
+    etag_of,
+    family,
+    md5_of,
+    mtime_ns,
+    parse_uri,
+    version_of,
+)
 from ragflow_dagster.sources.secrets import Scrubber
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-TokenKind = Literal["auto", "etag", "md5", "version", "size_mtime"]
-ListingMode = Literal["auto", "walk", "flat"]
-
 _DEFAULT_FILTERS = FileFilters()
 _PAGE = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-EXTRAS: dict[str, str] = {
-    "webdav": "webdav",
-    "dav": "webdav",
-    "az": "azure",
-    "abfs": "azure",
-    "abfss": "azure",
-    "adl": "azure",
-    "sftp": "sftp",
-    "ssh": "sftp",
-    "gcs": "gcs",
-    "gs": "gcs",
-    "smb": "smb",
-}
-"""The ``ragflow-dagster[...]`` extra that brings each protocol's implementation."""
-
-_FLAT = frozenset({"az", "abfs", "abfss", "adl", "gcs", "gs", "s3", "s3a", "oss", "r2"})
-_AUTO_TOKENS: dict[str, tuple[str, ...]] = {
-    "webdav": ("etag", "size_mtime"),
-    "az": ("md5", "etag"),
-    "gcs": ("md5",),
-    "s3": ("etag",),
-}
-_FAMILY = {
-    "dav": "webdav",
-    "abfs": "az",
-    "abfss": "az",
-    "adl": "az",
-    "gs": "gcs",
-    "s3a": "s3",
-    "ssh": "sftp",
-}
-_CONTENT_KINDS = frozenset({"md5"})
-_URL_ESCAPES = str.maketrans({"%": "%25", "#": "%23", "?": "%3F"})
-_LISTINGS_CACHED = frozenset({"az", "gcs", "s3"})
-_ONE_AT_A_TIME = frozenset({"sftp", "ssh", "ftp", "smb"})
-"""Implementations whose client must not be used from two threads at once (one paramiko SFTP
-channel loses responses under concurrent requests): their calls are serialised."""
-
-
-def _family(protocol: str) -> str:
-    return _FAMILY.get(protocol, protocol)
-
-
-def _missing_extra(protocol: str, exc: BaseException) -> ImportError:
-    extra = EXTRAS.get(protocol, "fsspec")
-    return ImportError(
-        f"the {protocol!r} protocol needs an optional dependency that is not installed "
-        f"({exc}); install it with: pip install 'ragflow-dagster[{extra}]'"
-    )
-
-
-def _import_fsspec() -> Any:
-    try:
-        import fsspec
-    except ImportError as exc:  # pragma: no cover - fsspec comes with every extra
-        raise _missing_extra("fsspec", exc) from exc
-    return fsspec
-
-
-def _parse_uri(
-    uri: str, storage_options: Mapping[str, Any]
-) -> tuple[AbstractFileSystem, str, str, str]:
-    """``(filesystem, root, protocol, display uri)`` for a URI, refusing inline passwords."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if not scheme or "://" not in uri:
-        raise ValueError(f"not a filesystem URI (expected protocol://...): {uri!r}")
-    if parts.password is not None:
-        shown = _display(parts._replace(query="", fragment=""))
-        raise ValueError(
-            f"credentials in the source URI are not accepted ({shown}): pass them in "
-            "storage_options (e.g. auth=(user, password), password=..., account_key=...) "
-            "or through the environment"
-        )
-    if parts.query:
-        shown = _display(parts._replace(query="", fragment=""))
-        raise ValueError(
-            f"a query string in the source URI is not accepted ({shown}?...): pass options "
-            "(SAS tokens included) in storage_options"
-        )
-    display = _display(parts._replace(fragment=""))
-    fsspec = _import_fsspec()
-    base, plus, transport = scheme.partition("+")
-    if base in ("webdav", "dav"):
-        if not plus or transport not in ("http", "https"):
-            raise ValueError(
-                f"WebDAV URIs name their transport: webdav+https://host/path, not {uri!r}"
-            )
-        url = urlunsplit((transport, parts.netloc, parts.path, "", ""))
-        try:
-            from webdav4.fsspec import WebdavFileSystem
-        except ImportError as exc:
-            raise _missing_extra("webdav", exc) from exc
-        return WebdavFileSystem(url, **dict(storage_options)), "", "webdav", display
-    if plus:
-        raise ValueError(f"unsupported source URI scheme {scheme!r} in {display!r}")
-    try:
-        cls = fsspec.get_filesystem_class(scheme)
-    except ImportError as exc:
-        raise _missing_extra(scheme, exc) from exc
-    except ValueError as exc:
-        raise ValueError(
-            f"unsupported source URI scheme {scheme!r} in {display!r}: no fsspec "
-            "implementation is registered for it"
-        ) from exc
-    options = dict(cls._get_kwargs_from_urls(uri))
-    if _family(scheme) in _LISTINGS_CACHED:  # a cached listing would hide changes
-        options["use_listings_cache"] = False
-    options.update(storage_options)
-    try:
-        fs = cls(**options)
-    except ImportError as exc:
-        raise _missing_extra(scheme, exc) from exc
-    except Exception as exc:  # implementations that connect at once (sftp, ftp, smb)
-        raise SourceError(f"cannot connect to {display}: {type(exc).__name__}: {exc}") from None
-    root = cls._strip_protocol(uri)
-    return fs, root, scheme, display
-
-
-def _display(parts: Any) -> str:
-    netloc = parts.hostname or ""
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = f"?{parts.query}" if parts.query else ""
-    text = f"{parts.scheme}://{netloc}{parts.path}"
-    return (text.rstrip("/") if parts.path.strip("/") or netloc else text) + query
-
-
-def _ns(value: Any) -> int | None:
-    """A modification time as integer nanoseconds since the epoch (``None`` when unknown)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        delta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    if isinstance(value, (int, float)):
-        return round(float(value) * 1_000_000) * 1000
-    if isinstance(value, str):
-        try:
-            return _ns(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
-_MTIME_KEYS = ("mtime", "modified", "last_modified", "LastModified", "updated", "created")
-
-
-def _mtime_ns(info: Mapping[str, Any]) -> int | None:
-    for key in _MTIME_KEYS:
-        if key in info:
-            ns = _ns(info[key])
-            if ns is not None:
-                return ns
-    return None
-
-
-def _etag(info: Mapping[str, Any]) -> str | None:
-    value = info.get("etag") or info.get("ETag") or info.get("getetag")
-    if not value:
-        return None
-    text = str(value).strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    return text.strip('"') or None
-
-
-def _md5(info: Mapping[str, Any]) -> str | None:
-    settings = info.get("content_settings")
-    raw: Any = None
-    if isinstance(settings, Mapping):
-        raw = settings.get("content_md5")
-    elif settings is not None:
-        raw = getattr(settings, "content_md5", None)  # azure ContentSettings object
-    if raw is None:
-        raw = info.get("md5Hash") or info.get("md5") or info.get("content_md5")
-    if not raw:
-        return None
-    if isinstance(raw, (bytes, bytearray)):
-        return bytes(raw).hex()
-    text = str(raw)
-    if len(text) == 32 and all(c in "0123456789abcdefABCDEF" for c in text):
-        return text.lower()
-    try:
-        return base64.b64decode(text, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _version(info: Mapping[str, Any]) -> str | None:
-    for key in ("version_id", "VersionId", "generation", "versionId"):
-        value = info.get(key)
-        if value not in (None, ""):
-            return str(value)
-    return None
 
 
 class FsspecSource(PagedSource):
@@ -342,7 +151,7 @@ class FsspecSource(PagedSource):
             if root is not None:
                 raise ValueError("root= is only for a filesystem instance; put it in the URI")
             try:
-                fs, root_path, protocol, display = _parse_uri(text, options)
+                fs, root_path, protocol, display = parse_uri(text, options)
             except (ValueError, ImportError, SourceError) as exc:
                 raise type(exc)(self._scrubber(str(exc))) from None
         else:
@@ -360,18 +169,21 @@ class FsspecSource(PagedSource):
         self.root = root_path.rstrip("/") if root_path not in ("/", "") else root_path
         self._root_key = self.root.strip("/")
         self._uri = display
-        family = _family(protocol)
-        self.listing = ("flat" if protocol in _FLAT else "walk") if listing == "auto" else listing
+        fam = family(protocol)
+        if listing == "auto":
+            self.listing = "flat" if protocol in FLAT_PROTOCOLS else "walk"
+        else:
+            self.listing = listing
         if change_token == "auto":
-            self._token_kinds = _AUTO_TOKENS.get(family, ("size_mtime",))
+            self._token_kinds = AUTO_TOKENS.get(fam, ("size_mtime",))
         else:
             self._token_kinds = (change_token,)
         self.change_token = change_token
         self.page_size = page_size
         # webdav4 puts paths into URLs as they are: "%", "#" and "?" must be escaped first
-        self._escape = _URL_ESCAPES if family == "webdav" else None
+        self._escape = URL_ESCAPES if fam == "webdav" else None
         self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if family in _ONE_AT_A_TIME else contextlib.nullcontext()
+            threading.RLock() if fam in ONE_AT_A_TIME else contextlib.nullcontext()
         )
 
     # -- declared capabilities -------------------------------------------------------------------
@@ -379,9 +191,9 @@ class FsspecSource(PagedSource):
     def change_token_is_content_hash(self) -> bool:  # type: ignore[override]
         """True when every token kind in use is a content hash (``md5``, S3 ETags)."""
         kinds = set(self._token_kinds)
-        if _family(self.protocol) == "s3" and kinds == {"etag"}:
+        if family(self.protocol) == "s3" and kinds == {"etag"}:
             return True
-        return kinds <= _CONTENT_KINDS
+        return kinds <= CONTENT_KINDS
 
     def __repr__(self) -> str:
         return (
@@ -428,19 +240,19 @@ class FsspecSource(PagedSource):
 
     def _token(self, info: Mapping[str, Any], size: int) -> tuple[str | None, float]:
         """``(change token, mtime seconds)`` of one listed file (token ``None``: missing)."""
-        ns = _mtime_ns(info)
+        ns = mtime_ns(info)
         modified = ns / 1e9 if ns is not None else 0.0
         for kind in self._token_kinds:
             if kind == "etag":
-                value = _etag(info)
+                value = etag_of(info)
                 if value:
                     return f"etag:{value}", modified
             elif kind == "md5":
-                value = _md5(info)
+                value = md5_of(info)
                 if value:
                     return f"md5:{value}", modified
             elif kind == "version":
-                value = _version(info)
+                value = version_of(info)
                 if value:
                     return f"version:{value}", modified
             elif ns is not None:  # size_mtime
@@ -792,81 +604,9 @@ class FsspecSource(PagedSource):
         return reader  # type: ignore[return-value]
 
     def _open_raw(self, full: str) -> Any:
-        if self.protocol != "webdav":
-            return self.fs.open(full, "rb")
-        # webdav4's own open looks the escaped path up among unescaped ones ("#", "%", "?"
-        # in a name): stream the GET through its client instead (same retries, same auth).
-        from webdav4.client import ResourceNotFound
-        from webdav4.stream import IterStream
-
-        client = self.fs.client
-        stream = IterStream(client, client.join_url(full))
-        try:
-            opened = stream.__enter__()
-        except ResourceNotFound:
-            raise FileNotFoundError(errno.ENOENT, "no such file", full) from None
-        status = opened._initial_response.status_code if opened._initial_response else 0
-        if status >= 400:
-            opened.close()
-            if status in (404, 410):
-                raise FileNotFoundError(errno.ENOENT, "no such file", full)
-            raise OSError(errno.EIO, f"GET answered {status}", full)
-        return opened
-
-
-class FsspecReader(io.RawIOBase):
-    """A streaming reader over an fsspec file; every failure surfaces as a scrubbed ``OSError``.
-
-    Attributes:
-        path: The relative path it reads.
-    """
-
-    def __init__(
-        self,
-        raw: Any,
-        *,
-        path: str,
-        scrub: Scrubber,
-        lock: contextlib.AbstractContextManager[Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self._raw = raw
-        self.path = path
-        self._scrub = scrub
-        self._lock = lock if lock is not None else contextlib.nullcontext()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        try:
-            with self._lock:
-                data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
-        except FileNotFoundError:
-            raise FileNotFoundError(errno.ENOENT, "gone while read", self.path) from None
-        except Exception as exc:
-            detail = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            raise OSError(errno.EIO, f"read failed: {self._scrub(detail)}", self.path) from None
-        return data or b""
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            if not self.closed:
-                with self._lock:
-                    self._raw.close()
-        except Exception:  # closing a read-only remote file must not fail the read
-            pass
-        finally:
-            super().close()
+        if self.protocol == "webdav":
+            return open_webdav_stream(self.fs, full)
+        return self.fs.open(full, "rb")
 
 
 __all__ = ["EXTRAS", "FsspecReader", "FsspecSource", "ListingMode", "TokenKind"]
