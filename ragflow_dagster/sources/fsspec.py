@@ -80,6 +80,7 @@ from ragflow_dagster.sources.fsspec_protocols import (
     TokenKind,
     etag_of,
     family,
+    fsspec_config,
     md5_of,
     mtime_ns,
     parse_uri,
@@ -137,7 +138,7 @@ class FsspecSource(PagedSource):
         page_size: int = _PAGE,
     ) -> None:
         options = dict(storage_options or {})
-        self._scrubber = Scrubber.from_options(options)
+        self._scrubber = Scrubber.from_options(options, more=fsspec_config())
         if change_token not in ("auto", "etag", "md5", "version", "size_mtime"):
             raise ValueError(
                 f"change_token must be auto, etag, md5, version or size_mtime, not {change_token!r}"

@@ -89,6 +89,24 @@ def _import_fsspec() -> Any:
     return fsspec
 
 
+def fsspec_config() -> list[Mapping[str, Any]]:
+    """fsspec's own configuration per protocol (``FSSPEC_<PROTOCOL>_<OPTION>`` variables,
+    ``FSSPEC_<PROTOCOL>='{json}'``, config files): options that reach the implementations too,
+    so their secrets are scrubbed as well. Empty when fsspec is not installed."""
+    try:
+        from fsspec.config import conf
+    except ImportError:
+        return []
+    return [v for v in conf.values() if isinstance(v, Mapping)]
+
+
+def _configured(protocol: str) -> dict[str, Any]:
+    from fsspec.config import conf
+
+    value = conf.get(protocol)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
 def parse_uri(
     uri: str, storage_options: Mapping[str, Any]
 ) -> tuple[AbstractFileSystem, str, str, str]:
@@ -123,7 +141,10 @@ def parse_uri(
             from webdav4.fsspec import WebdavFileSystem
         except ImportError as exc:
             raise missing_extra("webdav", exc) from exc
-        return WebdavFileSystem(url, **dict(storage_options)), "", "webdav", display
+        options = {**_configured("webdav"), **storage_options}
+        if isinstance(options.get("auth"), list):  # from JSON configuration: httpx wants a tuple
+            options["auth"] = tuple(options["auth"])
+        return WebdavFileSystem(url, **options), "", "webdav", display
     if plus:
         raise ValueError(f"unsupported source URI scheme {scheme!r} in {display!r}")
     try:
@@ -243,6 +264,7 @@ __all__ = [
     "TokenKind",
     "etag_of",
     "family",
+    "fsspec_config",
     "md5_of",
     "missing_extra",
     "mtime_ns",

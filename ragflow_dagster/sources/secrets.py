@@ -75,15 +75,27 @@ class Scrubber:
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+        cls,
+        options: Mapping[str, Any],
+        *,
+        environ: Mapping[str, str] | None = None,
+        more: Iterable[Mapping[str, Any]] = (),
     ) -> Scrubber:
-        """Collect the secrets of ``storage_options`` (by key name) and of the environment."""
+        """Collect the secrets of ``storage_options`` (by key name) and of the environment.
+
+        Args:
+            options: The storage options.
+            environ: The environment (default: ``os.environ``).
+            more: Further option mappings that reach the implementation (fsspec's own
+                configuration, ``FSSPEC_<PROTOCOL>...`` variables and config files).
+        """
         found: set[str] = set()
-        for key, value in options.items():
-            name = str(key).lower()
-            if name in _NOT_SECRET or not _SECRET_KEY.search(name):
-                continue
-            found.update(_values(value, first_is_user=name == "auth"))
+        for mapping in (options, *more):
+            for key, value in mapping.items():
+                name = str(key).lower()
+                if name in _NOT_SECRET or not _SECRET_KEY.search(name):
+                    continue
+                found.update(_values(value, first_is_user=name == "auth"))
         env = os.environ if environ is None else environ
         for var in _ENV:
             value = env.get(var)

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -382,3 +383,21 @@ def test_a_missing_container_is_an_error_and_an_empty_prefix_is_empty(azurite):
     azurite.service().create_container("emptyprefix")
     inv = build_inventory(FsspecSource("az://emptyprefix/kb", storage_options=options))
     assert inv.complete and inv.entries == []
+
+
+def test_credentials_from_fsspec_configuration_reach_the_server_and_stay_hidden(
+    webdav_server, monkeypatch
+):
+    """``FSSPEC_WEBDAV='{"auth": [...]}'`` (fsspec's own configuration): the route for the CLI."""
+    from fsspec.config import conf
+
+    monkeypatch.setitem(conf, "webdav", {"auth": [webdav_server.user, webdav_server.password]})
+    (Path(webdav_server.root) / "a.txt").write_bytes(b"configured")
+    src = FsspecSource(f"webdav+{webdav_server.url}/")
+    assert [e.path for e in src.scan()] == ["a.txt"]
+    webdav_server.fail_propfind.add("")
+    with pytest.raises(SourceError) as err:
+        list(FsspecSource(f"webdav+{webdav_server.url}/").scan())
+    for text in (str(err.value), repr(src), src.uri, src.uri_for("a.txt")):
+        assert webdav_server.password not in text
+    assert src._scrubber(f"pw={webdav_server.password}") == "pw=***"
