@@ -113,6 +113,7 @@ class FsspecSource(PagedSource):
         ValueError: A URI with a password or a query string, an unknown protocol, a bad option.
         ImportError: The protocol's implementation is not installed (the message names the
             extra: ``pip install 'ragflow-dagster[webdav]'``).
+        SourceError: An implementation that connects at once (SFTP) cannot connect.
 
     Example:
         >>> src = FsspecSource("webdav+https://cloud.example/remote.php/dav/files/me/Docs",
@@ -159,6 +160,9 @@ class FsspecSource(PagedSource):
             if options:
                 raise ValueError("storage_options are only for a URI; configure the instance")
             fs = url_or_filesystem
+            # fsspec instances keep their keyword arguments: their secrets are scrubbed too
+            own = getattr(fs, "storage_options", None) or {}
+            self._scrubber = Scrubber.from_options(own, more=fsspec_config())
             proto = fs.protocol
             protocol = proto if isinstance(proto, str) else proto[0]
             root_path = fs._strip_protocol(root or "")

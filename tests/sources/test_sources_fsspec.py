@@ -267,3 +267,16 @@ def test_scrubber_hides_every_kind_of_secret():
         assert secret not in text
     assert "alice" in text and "acct" in text  # user and account names are not secrets
     assert "pw-for-alice" not in repr(scrub) and "sftp-secret" not in repr(scrub)
+
+
+def test_a_filesystem_instance_has_its_own_secrets_scrubbed(mem):
+    _fs, root, put = mem
+    put("a.txt")
+
+    class Keyed(type(_fs)):  # a memory filesystem that was handed a credential
+        protocol = ("keyed",)
+
+    fs = Keyed(password="instance-secret-42", skip_instance_cache=True)
+    src = FsspecSource(fs, root=root)
+    assert src._scrubber("boom: instance-secret-42") == "boom: ***"
+    assert [e.path for e in src.scan()] == ["a.txt"]
