@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo dev bench soak lint format clean
+.PHONY: install tools test demo dev bench soak lint format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Test servers from the npm registry (azurite, the Azure Storage emulator) in a git-ignored folder.
+AZURITE := .tools/node_modules/.bin/azurite-blob
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "npm not found: the Azure Blob tests will be skipped"; exit 0; }; \
+	npm install --prefix .tools --no-audit --no-fund --silent azurite@3
+tools: $(AZURITE)
+
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q -m "not soak"
 
 # demo and dev share one persistent Dagster instance (runs, partitions, check results) in .dagster/
@@ -44,4 +51,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .sandbox build *.egg-info
+	rm -rf $(VENV) .sandbox .tools build *.egg-info

@@ -223,7 +223,7 @@ def _run_sync(args: argparse.Namespace) -> int:
         raise UsageError("--dataset: empty name")
     filters = filters_from_args(args)
 
-    from ragflow_dagster.sources import SourceError, source_from_uri
+    from ragflow_dagster.sources import LocalFolderSource, SourceError, source_from_uri
 
     is_s3 = args.source.startswith("s3://")
     if args.s3_endpoint_url and not is_s3:
@@ -235,8 +235,8 @@ def _run_sync(args: argparse.Namespace) -> int:
         source = source_from_uri(args.source, **kwargs)
     except ValueError as exc:
         raise UsageError(f"SOURCE: {exc}") from None
-    if not is_s3:
-        root = Path(getattr(source, "root", args.source))
+    if isinstance(source, LocalFolderSource):
+        root = Path(source.root)
         if not root.is_dir():
             what = "does not exist" if not root.exists() else "is not a folder"
             raise UsageError(f"SOURCE: {args.source!r} {what}")

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
@@ -146,6 +147,8 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
             return source_from_uri(uri, **kwargs)
         if uri.startswith("file:"):
             return source_from_uri(uri, follow_symlinks=spec.follow_symlinks)
+        if urlsplit(uri).scheme not in ("", "s3", "file") and len(urlsplit(uri).scheme) > 1:
+            return source_from_uri(uri, storage_options=dict(spec.storage_options or {}))
         path = Path(uri).expanduser()
         if not path.is_absolute():
             path = Path(context.path) / path

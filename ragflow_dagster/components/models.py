@@ -66,7 +66,8 @@ class SourceModel(dg.Model, dg.Resolvable):
 
     uri: str = Field(
         description="A folder (absolute, or relative to the folder of this defs.yaml; "
-        "'{{ context.project_root }}/docs' works too) or s3://bucket/prefix."
+        "'{{ context.project_root }}/docs' works too), s3://bucket/prefix, or any fsspec URI "
+        "(webdav+https://host/dav/docs, az://container/prefix, sftp://user@host/srv/docs)."
     )
     endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint (MinIO, R2, ...), s3:// sources only."
@@ -77,6 +78,12 @@ class SourceModel(dg.Model, dg.Resolvable):
     )
     follow_symlinks: bool = Field(
         default=True, description="Follow symlinks that stay inside the folder (folders only)."
+    )
+    storage_options: dict[str, Any] | None = Field(
+        default=None,
+        description="fsspec options for other protocols (webdav+https://, az://, sftp://, "
+        "gcs://, ...). Keep secrets out of YAML: fsspec also reads FSSPEC_<PROTOCOL>_<OPTION> "
+        "environment variables, and the protocols' own (AZURE_STORAGE_*, ...).",
     )
 
 

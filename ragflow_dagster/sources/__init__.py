@@ -1,4 +1,5 @@
-"""Where documents come from: local folders and S3 buckets, their filters and inventory.
+"""Where documents come from: local folders, S3 buckets, any fsspec filesystem (WebDAV, Azure
+Blob, SFTP, GCS, SMB, ...), their filters, the one listing adapter and the inventory.
 
 Nothing here imports Dagster. ``dagster_aws.s3.S3Resource`` (or anything with ``get_client()``)
 can be handed to :class:`S3Source` as ``s3_resource``.
@@ -13,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ragflow_dagster.sources.base import (
@@ -34,21 +35,30 @@ from ragflow_dagster.sources.inventory import (
     build_inventory,
     entries_frame,
 )
+from ragflow_dagster.sources.listing import Listing, ListingPage
 from ragflow_dagster.sources.local import LocalFolderSource
 from ragflow_dagster.sources.s3 import S3ObjectReader, S3Source
+
+if TYPE_CHECKING:
+    from ragflow_dagster.sources.fsspec import FsspecSource
 
 
 def source_from_uri(uri: str | os.PathLike[str], **kwargs: Any) -> Source:
     """Build a source from a URI or a path.
 
     Args:
-        uri: ``s3://bucket/prefix``, ``file:///abs/folder`` or a plain folder path (``~``
-            expanded).
+        uri: ``s3://bucket/prefix``, ``file:///abs/folder``, a plain folder path (``~``
+            expanded), or any registered fsspec protocol: ``webdav+https://host/dav/docs``,
+            ``az://container/prefix`` (``abfs://``), ``sftp://user@host:22/srv/docs``,
+            ``gcs://bucket/prefix``, ``smb://host/share/dir``, ``memory://docs``...
         **kwargs: Passed to the source (``endpoint_url``, ``region``, ``client``,
-            ``s3_resource``, ``page_size`` for S3; ``follow_symlinks`` for folders).
+            ``s3_resource``, ``page_size`` for S3; ``follow_symlinks`` for folders;
+            ``storage_options``, ``change_token``, ``listing``, ``page_size`` for fsspec).
 
     Raises:
-        ValueError: An unsupported scheme, or an S3 URI without a bucket.
+        ValueError: An unsupported scheme, an S3 URI without a bucket, credentials in a URI.
+        ImportError: The protocol's optional dependency is missing (the message names the
+            extra, e.g. ``pip install 'ragflow-dagster[azure]'``).
 
     Example:
         >>> source_from_uri("/data/docs").uri
@@ -70,8 +80,18 @@ def source_from_uri(uri: str | os.PathLike[str], **kwargs: Any) -> Source:
         return LocalFolderSource(unquote(parts.path), **kwargs)
     scheme = urlsplit(text).scheme
     if scheme and len(scheme) > 1:  # "C:" on Windows is a drive, not a scheme
-        raise ValueError(f"unsupported source URI scheme {scheme!r} in {text!r}")
+        from ragflow_dagster.sources.fsspec import FsspecSource
+
+        return FsspecSource(text, **kwargs)
     return LocalFolderSource(os.path.expanduser(text), **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FsspecSource":  # imported on demand: fsspec is an optional dependency
+        from ragflow_dagster.sources.fsspec import FsspecSource
+
+        return FsspecSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -80,9 +100,12 @@ __all__ = [
     "SKIP_REASONS",
     "ContentChangedError",
     "FileFilters",
+    "FsspecSource",
     "HashingReader",
     "Inventory",
     "KnownFile",
+    "Listing",
+    "ListingPage",
     "LocalFolderSource",
     "S3ObjectReader",
     "S3Source",

@@ -1,14 +1,20 @@
-"""Records and the interface every source implements.
+"""Records and the base class every source implements.
 
 A source lists files (stat or object metadata only, no reads) and opens a streaming reader on one.
-The relative POSIX ``path`` of an entry is the identity of a document on the RAGFlow side.
+The relative POSIX ``path`` of an entry is the identity of a document on the RAGFlow side. What a
+source can do beyond that (resumable listing, known fingerprints, conditional reads, ...) is
+declared on its class (:class:`Source`), never probed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import abc
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ragflow_dagster.sources.filters import FileFilters
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,28 @@ SKIP_REASONS = (
 """
 
 
+def unsafe_path_reason(rel: str) -> str | None:
+    """Why a listed key cannot be a relative path of a source (``None`` when it can).
+
+    Example:
+        >>> unsafe_path_reason("a/../b"), unsafe_path_reason("a/b")
+        ("'..' segment", None)
+    """
+    if not rel:
+        return "empty path"
+    if rel[0] == "/":
+        return "leading '/'"
+    if "//" in rel:
+        return "empty path segment"
+    if "." in rel:
+        padded = "/" + rel + "/"
+        if "/../" in padded:
+            return "'..' segment"
+        if "/./" in padded:
+            return "'.' segment"
+    return None
+
+
 class SourceError(Exception):
     """The source as a whole cannot be listed (missing root, not a directory, no such bucket).
 
@@ -110,37 +138,160 @@ class KnownFingerprint(Protocol):
     def size(self) -> int | None: ...
 
 
-@runtime_checkable
-class Source(Protocol):
-    """What the sync needs from a place where documents live."""
+Batch = tuple[list[SourceEntry], list[SkippedEntry]]
+"""One ``(entries, skipped)`` batch of a listing."""
+
+Page = tuple[list[SourceEntry | SkippedEntry], str | None]
+"""One page of a resumable listing: its records and the cursor to resume after it."""
+
+
+class Source(abc.ABC):
+    """What the sync needs from a place where documents live.
+
+    A source lists files by metadata only and opens a streaming reader on one. What a source
+    can do beyond that is *declared* in class attributes, never probed:
+
+    * ``change_token_is_content_hash``: equal change tokens imply equal content (S3 ETags), so
+      moves are recognised without hashing and the inventory does not read files to hash them;
+    * ``applies_filters``: :meth:`scan_batches` / :meth:`scan` apply the cheap filters
+      themselves (else the listing adapter applies them to every record afterwards);
+    * ``supports_known_fingerprints``: :meth:`scan_batches` takes ``known=`` and fills in the
+      known sha256 of unchanged entries while listing;
+    * ``supports_resumable_listing``: the source is a :class:`PagedSource`, whose
+      ``iter_pages`` pages through the listing and resumes after a cursor;
+    * ``supports_conditional_open``: :meth:`open` honours ``expected_token`` (raises
+      :class:`ContentChangedError` when the entry changed since it was listed);
+    * ``supports_stat``: :meth:`stat` gives a fresh entry for one path.
+
+    A subclass implements :attr:`uri`, :meth:`uri_for`, :meth:`open` and one of
+    :meth:`scan_batches` or :meth:`scan` (each has a default built on the other). Listing goes
+    through :class:`~ragflow_dagster.sources.listing.Listing`, which honours these
+    declarations for the inventory and the sensor alike.
+
+    Example:
+        >>> import io
+        >>> class Dict(Source):
+        ...     def __init__(self, files): self.files = files
+        ...     @property
+        ...     def uri(self): return "dict://"
+        ...     def uri_for(self, path): return "dict://" + path
+        ...     def scan(self, filters=None):
+        ...         for p, data in self.files.items():
+        ...             yield SourceEntry(p, len(data), 0.0, f"{len(data)}-0")
+        ...     def open(self, path, *, expected_token=None): return io.BytesIO(self.files[path])
+        >>> [e.path for e in Dict({"a.txt": b"hi"}).scan()]
+        ['a.txt']
+    """
+
+    change_token_is_content_hash: ClassVar[bool] = False
+    applies_filters: ClassVar[bool] = False
+    supports_known_fingerprints: ClassVar[bool] = False
+    supports_resumable_listing: ClassVar[bool] = False
+    supports_conditional_open: ClassVar[bool] = False
+    supports_stat: ClassVar[bool] = False
 
     @property
+    @abc.abstractmethod
     def uri(self) -> str:
         """URI of the root, e.g. ``file:///data/docs`` or ``s3://bucket/prefix``."""
-        ...
 
-    @property
-    def change_token_is_content_hash(self) -> bool:
-        """True when equal change tokens imply equal content (S3 ETags), so moves can be
-        recognised without hashing."""
-        ...
-
+    @abc.abstractmethod
     def uri_for(self, path: str) -> str:
         """URI of one entry (root URI + ``/`` + relative path)."""
-        ...
 
-    def scan(self) -> Iterator[SourceEntry | SkippedEntry]:
-        """List every file under the root (metadata only).
+    @abc.abstractmethod
+    def open(self, path: str, *, expected_token: str | None = None) -> BinaryIO:
+        """Open a streaming binary reader on one entry; the caller closes it.
 
-        The sources of this package also accept ``scan(filters=FileFilters(...))`` and then
-        apply the cheap filters during the walk (pruning excluded directories); the inventory
-        uses that when available and filters afterwards otherwise.
+        Args:
+            path: Relative path as listed.
+            expected_token: The change token it was listed with; sources that declare
+                ``supports_conditional_open`` raise :class:`ContentChangedError` when it no
+                longer matches, the others ignore it.
         """
-        ...
 
-    def open(self, path: str) -> BinaryIO:
-        """Open a streaming binary reader on one entry; the caller closes it."""
-        ...
+    def scan(self, filters: FileFilters | None = None) -> Iterator[SourceEntry | SkippedEntry]:
+        """List every file under the root (metadata only), one record per file or skip.
+
+        Args:
+            filters: Cheap filters; applied here only by sources that declare
+                ``applies_filters`` (the listing adapter applies them otherwise).
+
+        Raises:
+            SourceError: The source cannot be listed at all.
+        """
+        if type(self).scan_batches is Source.scan_batches:
+            raise TypeError(f"{type(self).__name__} must implement scan() or scan_batches()")
+        for entries, skipped in self.scan_batches(filters):
+            yield from skipped
+            yield from entries
+
+    def scan_batches(
+        self,
+        filters: FileFilters | None = None,
+        *,
+        known: Mapping[str, KnownFingerprint] | None = None,
+    ) -> Iterator[Batch]:
+        """Like :meth:`scan`, in ``(entries, skipped)`` batches (faster to consume).
+
+        Args:
+            filters: As for :meth:`scan`.
+            known: Fingerprints by path; only sources declaring ``supports_known_fingerprints``
+                are passed one (and fill in the known sha256 of unchanged entries).
+        """
+        if type(self).scan is Source.scan:
+            raise TypeError(f"{type(self).__name__} must implement scan() or scan_batches()")
+        entries: list[SourceEntry] = []
+        skipped: list[SkippedEntry] = []
+        for item in self.scan(filters):
+            if isinstance(item, SkippedEntry):
+                skipped.append(item)
+            else:
+                entries.append(item)
+            if len(entries) >= 10_000:
+                yield entries, skipped
+                entries, skipped = [], []
+        yield entries, skipped
+
+    def stat(self, path: str) -> SourceEntry:
+        """A fresh entry for one path (sources declaring ``supports_stat``).
+
+        Raises:
+            FileNotFoundError: No such entry.
+            OSError: It cannot be looked at.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot stat one path")
+
+
+class PagedSource(Source):
+    """A source whose listing pages and resumes after a cursor (S3, walked fsspec trees).
+
+    Declares ``supports_resumable_listing``; the listing adapter pages through
+    :meth:`iter_pages` when a caller asks for a resumable listing (a sensor tick with a budget).
+    """
+
+    supports_resumable_listing: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def iter_pages(
+        self, *, start_after: str | None = None, filters: FileFilters | None = None
+    ) -> Iterator[Page]:
+        """Page through the listing.
+
+        Args:
+            start_after: A cursor (from a previous page, or :meth:`cursor_after`) to resume
+                after; ``None`` starts from the beginning.
+            filters: As for :meth:`Source.scan`.
+
+        Yields:
+            ``(records, resume)``: one page and the cursor to continue after it (``None`` once
+            the listing is finished). When the listing breaks off, the last page holds an
+            ``unlisted`` skipped entry for ``""`` and the cursor to retry from.
+        """
+
+    def cursor_after(self, path: str) -> str:
+        """The ``start_after`` cursor that resumes the listing right after ``path``."""
+        return path
 
 
 def _entry_factory() -> Callable[..., SourceEntry]:
@@ -180,3 +331,19 @@ def _entry_factory() -> Callable[..., SourceEntry]:
 
 new_entry = _entry_factory()
 """Fast ``new_entry(path, size, modified, change_token, sha256=None, mime=None)`` for listings."""
+
+
+__all__ = [
+    "SKIP_REASONS",
+    "Batch",
+    "ContentChangedError",
+    "KnownFingerprint",
+    "Page",
+    "PagedSource",
+    "SkippedEntry",
+    "Source",
+    "SourceEntry",
+    "SourceError",
+    "new_entry",
+    "unsafe_path_reason",
+]

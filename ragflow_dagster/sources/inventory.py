@@ -32,11 +32,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -50,6 +49,7 @@ from ragflow_dagster.sources.base import (
 )
 from ragflow_dagster.sources.filters import FileFilters, read_up_to, sniff_mime
 from ragflow_dagster.sources.hashing import BLOCK_SIZE, HashingReader
+from ragflow_dagster.sources.listing import Listing
 from ragflow_dagster.sources.local import LocalFolderSource
 
 if TYPE_CHECKING:
@@ -209,52 +209,6 @@ class _ReadResult:
     content_checked: bool = False
 
 
-def _accepts(method: Callable[..., Any], parameter: str) -> bool:
-    try:
-        return parameter in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _takes_known(source: Source) -> bool:
-    batches = getattr(source, "scan_batches", None)
-    return batches is not None and _accepts(batches, "filters") and _accepts(batches, "known")
-
-
-def _listing(
-    source: Source, filters: FileFilters, known: Mapping[str, KnownFile] | None
-) -> Iterator[tuple[list[SourceEntry], list[SkippedEntry]]]:
-    """``(entries, skipped)`` batches with the cheap filters applied, whatever the source.
-
-    Sources of this package take ``known`` and fill in the known sha256 while listing.
-    """
-    batches = getattr(source, "scan_batches", None)
-    if batches is not None and _accepts(batches, "filters"):
-        if known and _takes_known(source):
-            yield from batches(filters=filters, known=known)
-        else:
-            yield from batches(filters=filters)
-        return
-    pre_filtered = _accepts(source.scan, "filters")
-    items = source.scan(filters=filters) if pre_filtered else source.scan()  # type: ignore[call-arg]
-    entries: list[SourceEntry] = []
-    skipped: list[SkippedEntry] = []
-    for item in items:
-        if isinstance(item, SkippedEntry):
-            skipped.append(item)
-            continue
-        if not pre_filtered:
-            why = filters.check_entry(item)
-            if why is not None:
-                skipped.append(why)
-                continue
-        entries.append(item)
-        if len(entries) >= 10_000:
-            yield entries, skipped
-            entries, skipped = [], []
-    yield entries, skipped
-
-
 def build_inventory(
     source: Source,
     filters: FileFilters | None = None,
@@ -305,16 +259,17 @@ def build_inventory(
     started = time.perf_counter()
     flt = filters if filters is not None else _DEFAULT_FILTERS
     if compute_sha256 is None:
-        compute_sha256 = not getattr(source, "change_token_is_content_hash", False)
+        compute_sha256 = not source.change_token_is_content_hash
     content = not flt.is_cheap_only
     want_mime = detect_mime or bool(flt.mime_types)
 
     entries: list[SourceEntry] = []
     skipped: list[SkippedEntry] = []
-    for batch_entries, batch_skipped in _listing(source, flt, known):
-        entries.extend(batch_entries)
-        if batch_skipped:
-            skipped.extend(batch_skipped)
+    listing = Listing(source, filters=flt, known=known)
+    for page in listing:
+        entries.extend(page.entries)
+        if page.skipped:
+            skipped.extend(page.skipped)
     scanned = len(entries) + len(skipped)
 
     unlisted: list[str] = []
@@ -325,14 +280,15 @@ def build_inventory(
             if not s.path or s.path.endswith("/"):
                 complete = False
 
-    # Which entries must be read? Sources of this package fill in the known sha256 while
-    # listing, so only the entries still without one need a look; otherwise check them all.
+    # Which entries must be read? Sources declaring supports_known_fingerprints fill in the
+    # known sha256 while listing, so only the entries still without one need a look; otherwise
+    # (the listing adapter filled them in) check them all.
     reused = 0
     todo: list[int] = []
     read_new = compute_sha256 or content or detect_mime
     if known:
         get = known.get
-        if _takes_known(source) and not (content and recheck_content):
+        if listing.fills_known_in_source and not (content and recheck_content):
             candidates = [i for i, e in enumerate(entries) if e.sha256 is None]
             reused = len(entries) - len(candidates)
         else:
@@ -364,7 +320,7 @@ def build_inventory(
     hashed = bytes_hashed = checked = 0
     if todo:
         opener = _opener(source)
-        refresher = getattr(source, "stat", None)
+        refresher = source.stat if source.supports_stat else None
 
         def work(i: int) -> _ReadResult:
             e = entries[i]
@@ -414,13 +370,10 @@ def build_inventory(
 
 
 def _opener(source: Source) -> Callable[[SourceEntry], BinaryIO]:
-    if _accepts(source.open, "expected_token"):
+    def open_checked(entry: SourceEntry) -> BinaryIO:
+        return source.open(entry.path, expected_token=entry.change_token)
 
-        def open_checked(entry: SourceEntry) -> BinaryIO:
-            return source.open(entry.path, expected_token=entry.change_token)  # type: ignore[call-arg]
-
-        return open_checked
-    return lambda entry: source.open(entry.path)
+    return open_checked
 
 
 def _run(

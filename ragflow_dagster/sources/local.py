@@ -27,6 +27,7 @@ from ragflow_dagster.sources.base import (
     ContentChangedError,
     KnownFingerprint,
     SkippedEntry,
+    Source,
     SourceEntry,
     SourceError,
 )
@@ -78,7 +79,7 @@ def change_token(st: os.stat_result) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
-class LocalFolderSource:
+class LocalFolderSource(Source):
     """Files under a local directory, identified by their relative POSIX path.
 
     Args:
@@ -94,6 +95,10 @@ class LocalFolderSource:
     """
 
     change_token_is_content_hash = False
+    applies_filters = True
+    supports_known_fingerprints = True
+    supports_conditional_open = True
+    supports_stat = True
 
     def __init__(self, root: str | os.PathLike[str], *, follow_symlinks: bool = True) -> None:
         self.root = os.path.abspath(os.fspath(root))

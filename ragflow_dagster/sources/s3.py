@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from ragflow_dagster.sources.base import (
     ContentChangedError,
     KnownFingerprint,
+    PagedSource,
     SkippedEntry,
     SourceEntry,
     SourceError,
@@ -120,7 +121,7 @@ class S3ObjectReader(io.RawIOBase):
             super().close()
 
 
-class S3Source:
+class S3Source(PagedSource):
     """Objects under a bucket prefix, identified by their key relative to the prefix.
 
     The prefix is a folder: ``"docs"`` and ``"docs/"`` both list ``docs/...`` only (not
@@ -145,6 +146,10 @@ class S3Source:
     """
 
     change_token_is_content_hash = True
+    applies_filters = True
+    supports_known_fingerprints = True
+    supports_conditional_open = True
+    supports_stat = True
 
     def __init__(
         self,
@@ -273,6 +278,10 @@ class S3Source:
         for entries, skipped, resume in self._pages(start_after, filters):
             items: list[SourceEntry | SkippedEntry] = [*skipped, *entries]
             yield items, resume
+
+    def cursor_after(self, path: str) -> str:
+        """The ``start_after`` cursor resuming right after ``path``: its full object key."""
+        return self.prefix + path
 
     def _pages(
         self,

@@ -167,3 +167,70 @@ def sh() -> SimpleNamespace:
         run_unprivileged=run_unprivileged,
         build_hostile_tree=build_hostile_tree,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# protocol servers (tests/sources/servers.py, loaded by path)
+# ------------------------------------------------------------------------------------------------
+
+
+def _servers_module() -> Any:
+    import importlib.util
+    import sys
+
+    name = "_rfd_test_servers"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(os.path.dirname(__file__), "servers.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def servers() -> Any:
+    """The server classes of ``servers.py`` (``WebDAVServer``, ``SFTPServer``, ``Azurite``)."""
+    return _servers_module()
+
+
+@pytest.fixture
+def webdav_server(tmp_path) -> Iterator[Any]:
+    """A wsgidav server on 127.0.0.1 serving ``tmp_path / "dav"`` (basic auth)."""
+    pytest.importorskip("wsgidav")
+    root = tmp_path / "dav"
+    root.mkdir()
+    server = _servers_module().WebDAVServer(str(root)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sftp_server(tmp_path) -> Iterator[Any]:
+    """A paramiko SFTP server on 127.0.0.1 serving ``tmp_path / "sftp"`` (password auth)."""
+    pytest.importorskip("paramiko")
+    root = tmp_path / "sftp"
+    root.mkdir()
+    server = _servers_module().SFTPServer(str(root)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """The azurite Blob emulator (``make tools``) on 127.0.0.1 behind a fault proxy."""
+    pytest.importorskip("adlfs")
+    mod = _servers_module()
+    if not mod.Azurite.available():
+        pytest.skip("azurite is not installed: run `make tools` (npm install into .tools/)")
+    server = mod.Azurite().start()
+    try:
+        yield server
+    finally:
+        server.stop()

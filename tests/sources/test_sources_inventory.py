@@ -18,6 +18,7 @@ from ragflow_dagster.sources import (
     KnownFile,
     LocalFolderSource,
     SkippedEntry,
+    Source,
     SourceEntry,
     build_inventory,
     entries_frame,
@@ -131,10 +132,8 @@ def test_frame_schema(folder):
     assert len(entries_frame(inv.entries)) == len(df)
 
 
-class MemorySource:
-    """A third-party source that knows nothing of filters, batches or expected tokens."""
-
-    change_token_is_content_hash = False
+class MemorySource(Source):
+    """A third-party source that declares nothing: no filters, batches or expected tokens."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -146,12 +145,12 @@ class MemorySource:
     def uri_for(self, path: str) -> str:
         return "mem://" + path
 
-    def scan(self) -> Iterator[SourceEntry | SkippedEntry]:
+    def scan(self, filters=None) -> Iterator[SourceEntry | SkippedEntry]:
         for path, data in self.files.items():
             yield SourceEntry(path, len(data), 0.0, f"{len(data)}-0")
         yield SkippedEntry("broken/", "unreadable", "boom", unlisted=True)
 
-    def open(self, path: str) -> io.BytesIO:
+    def open(self, path: str, *, expected_token=None) -> io.BytesIO:
         if path == "gone.txt":
             raise FileNotFoundError(path)
         if path == "explodes.txt":

@@ -236,7 +236,7 @@ def test_uri_and_source_from_uri(tmp_path):
     assert isinstance(again, LocalFolderSource) and again.root == str(tmp_path / "a b")
     assert source_from_uri(str(tmp_path)).root == str(tmp_path)
     with pytest.raises(ValueError, match="scheme"):
-        source_from_uri("ftp://host/x")
+        source_from_uri("nope://host/x")
 
 
 def test_exclude_dirs_are_pruned_during_the_walk(sh, tmp_path):
