@@ -75,8 +75,6 @@ _EXPORTS: dict[str, str] = {
     "build_ragflow_sensor": "ragflow_dagster.sensors",
     "build_ragflow_reconcile_schedule": "ragflow_dagster.sensors",
     "RAGFlowIngestionComponent": "ragflow_dagster.components",
-    # test support
-    "run_sandbox": "ragflow_dagster.sandbox",
 }
 
 __all__ = [
@@ -130,7 +128,6 @@ __all__ = [
     "build_ragflow_sensor",
     "ensure_dataset",
     "plan_sync",
-    "run_sandbox",
     "source_from_uri",
     "sync_source",
 ]

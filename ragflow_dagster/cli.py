@@ -1,4 +1,4 @@
-"""The ``ragflow-dagster`` command: ``sync`` (headless, no Dagster) and ``sandbox``.
+"""The ``ragflow-dagster`` command: ``sync`` (headless, no Dagster).
 
 ``ragflow-dagster sync SOURCE --dataset NAME`` does the legacy uploader's job with the sync
 engine: it creates the dataset if needed, uploads new files, replaces changed ones, deletes
@@ -139,7 +139,7 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ragflow-dagster`` argument parser (subcommands ``sync`` and ``sandbox``)."""
+    """The ``ragflow-dagster`` argument parser (subcommand ``sync``)."""
     from ragflow_dagster import __version__
 
     parser = argparse.ArgumentParser(
@@ -160,19 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sync_arguments(sync)
     sync.set_defaults(handler=run_sync)
-
-    sandbox = sub.add_parser(
-        "sandbox",
-        help="run a local RAGFlow-compatible server (for demos and tests)",
-        description="Run the RAGFlow-compatible sandbox server.",
-    )
-    try:
-        from ragflow_dagster.sandbox import add_cli_arguments
-    except ImportError:  # pragma: no cover - the sandbox ships with the package
-        add_cli_arguments = None
-    if add_cli_arguments is not None:
-        add_cli_arguments(sandbox)
-    sandbox.set_defaults(handler=_run_sandbox)
     return parser
 
 
@@ -591,12 +578,6 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str) -> Any:
         report.add("uploaded")
         report.record(action.path, action.kind, "planned")
     return report
-
-
-def _run_sandbox(args: argparse.Namespace) -> int:
-    from ragflow_dagster.sandbox import run_cli
-
-    return int(run_cli(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``ragflow-dagster sandbox`` / ``python -m ragflow_dagster.sandbox``: serve until Ctrl-C."""
+"""``ragflow-sandbox`` / ``python -m ragflow_sandbox``: serve until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -139,9 +139,9 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m ragflow_dagster.sandbox``."""
+    """Entry point of ``python -m ragflow_sandbox``."""
     parser = argparse.ArgumentParser(
-        prog="ragflow-dagster sandbox", description="Run a RAGFlow-compatible sandbox server."
+        prog="ragflow-sandbox", description="Run a RAGFlow-compatible sandbox server."
     )
     add_cli_arguments(parser)
     return run_cli(parser.parse_args(argv))

@@ -149,7 +149,7 @@ class SandboxServer:
         cmd = [
             sys.executable,
             "-m",
-            "ragflow_dagster.sandbox",
+            "ragflow_sandbox",
             "--host",
             self.host,
             "--port",
@@ -260,7 +260,7 @@ class SandboxServer:
         retry_after: int = 1,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        """Switch fault injection on (see :mod:`ragflow_dagster.sandbox.faults`)."""
+        """Switch fault injection on (see :mod:`ragflow_sandbox.faults`)."""
         body: dict[str, Any] = {"rate": rate, "latency_ms": latency_ms, "retry_after": retry_after}
         if kinds is not None:
             body["kinds"] = kinds
