@@ -13,7 +13,6 @@ import base64
 import binascii
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+import xxhash
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -39,7 +39,7 @@ from . import validation as V
 from .chunker import count_tokens
 from .faults import FaultError, FaultMiddleware, Faults
 from .retrieval import Retriever, highlight_text, keyword_match
-from .store import Store, iso_now, new_id, next_duplicate_name, now_ms
+from .store import DATASET_TASK_FIELDS, Store, iso_now, new_id, next_duplicate_name, now_ms
 from .worker import ParseWorker, chunk_id
 
 log = logging.getLogger(__name__)
@@ -185,14 +185,7 @@ def _dataset_api(row: dict[str, Any]) -> dict[str, Any]:
         "parser_config": row["parser_config"],
         "pagerank": row["pagerank"],
     }
-    for name in (
-        "graphrag_task_id",
-        "graphrag_task_finish_at",
-        "raptor_task_id",
-        "raptor_task_finish_at",
-        "mindmap_task_id",
-        "mindmap_task_finish_at",
-    ):
+    for name in DATASET_TASK_FIELDS:  # the server's 22 task keys; no task ever runs here
         out[name] = None
     out["status"] = row["status"]
     out["create_time"] = row["create_time"]
@@ -1144,6 +1137,8 @@ class SandboxApp:
             if not files:
                 return err("No file part!", C.ARGUMENT_ERROR)
             for upload in files:
+                if upload.filename:
+                    upload.filename = _form_filename(upload.filename)
                 if not upload.filename:
                     return err("No file selected!", C.ARGUMENT_ERROR)
                 if len(upload.filename.encode("utf-8")) > C.FILE_NAME_LEN_LIMIT:
@@ -1304,7 +1299,7 @@ class SandboxApp:
             data = upload.file.read()
             _write_small(folder / doc["id"], data)
             doc["size"] = len(data)
-            doc["content_hash"] = hashlib.blake2b(data, digest_size=16).hexdigest()
+            doc["content_hash"] = xxhash.xxh128(data).hexdigest()  # as RAGFlow stores it
         if large:
             await asyncio.to_thread(_write_large, folder, large)
 
@@ -2371,6 +2366,17 @@ def _mimetype(name: str) -> str:
     return _MIME.get(suffix, "application/octet-stream")
 
 
+def _form_filename(name: str) -> str:
+    """The file name as RAGFlow's form parser (werkzeug) reads it: a browser or ``requests``
+    sends ``"`` in a quoted ``filename`` as ``%22``, and the server turns it back into ``"``.
+
+    Example:
+        >>> _form_filename('say %22hi%22.txt')
+        'say "hi".txt'
+    """
+    return name.replace("%22", '"')
+
+
 def _write_small(path: Any, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
@@ -2379,7 +2385,7 @@ def _write_small(path: Any, data: bytes) -> None:
 def _write_large(folder: Any, items: list[tuple[UploadFile, dict[str, Any]]]) -> None:
     for upload, doc in items:
         upload.file.seek(0)
-        digest = hashlib.blake2b(digest_size=16)
+        digest = xxhash.xxh128()
         size = 0
         with open(folder / doc["id"], "wb") as out:
             while True:

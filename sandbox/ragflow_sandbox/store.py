@@ -769,11 +769,12 @@ class Store:
         return cur.rowcount
 
     def set_meta_fields(self, kb_id: str, doc_id: str, meta: dict[str, Any] | None) -> None:
-        """Replace a document's metadata (``None`` removes it)."""
+        """Replace a document's metadata (``None`` removes it); kept with sorted keys, since
+        RAGFlow returns ``meta_fields`` that way."""
         with self.tx() as conn:
             conn.execute(
                 "UPDATE documents SET meta_fields=? WHERE id=?",
-                (None if meta is None else json.dumps(meta), doc_id),
+                (None if meta is None else json.dumps(meta, sort_keys=True), doc_id),
             )
         self._bump(kb_id, "meta")
 
