@@ -9,13 +9,17 @@ module per resource.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import os
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +38,8 @@ from .worker import ParseWorker
 __all__ = ["SandboxApp", "SandboxConfig", "build_app"]
 
 log = logging.getLogger(__name__)
+
+_THREAD = threading.local()  # one event loop per worker thread, for offloaded handlers
 
 
 @dataclass
@@ -78,6 +84,7 @@ class SandboxApp:
         self.retriever = Retriever(self.store)
         self.faults = Faults(config.fault_rate, seed=config.fault_seed)
         self._auth_cache: dict[str, bool] = {}
+        self.write_lock = threading.Lock()
         self.routers = [router(self) for router in ROUTERS]
         self.starlette = Starlette(
             routes=self._routes(),
@@ -120,26 +127,56 @@ class SandboxApp:
             return parts[1] if len(parts) == 2 else None
         return header
 
-    def _authorized(self, request: Request) -> bool:
+    async def _authorized(self, request: Request) -> bool:
         token = self._token(request)
         if not token:
             return False
-        known = self._auth_cache.get(token)
-        if known is None:
-            known = self.store.token_valid(token)
-            if known:
-                self._auth_cache[token] = True
+        if self._auth_cache.get(token):
+            return True
+        known = await anyio.to_thread.run_sync(self.store.token_valid, token)
+        if known:
+            self._auth_cache[token] = True
         return known
 
-    def endpoint(self, handler: Handler, *, auth: bool = True) -> Handler:
-        """``handler`` behind the API-key check and RAGFlow's ``server_error_response``."""
+    async def offload(
+        self, call: Callable[[], Awaitable[Response]], *, writes: bool = True
+    ) -> Response:
+        """Run the coroutine ``call()`` in a worker thread (with an event loop of its own), so
+        SQLite (a write waiting on ``busy_timeout``, a long listing) never blocks this loop.
+
+        Calls that ``writes`` hold :attr:`write_lock`: a handler's check-then-write stays atomic,
+        as it was on the single event loop, and SQLite admits one writer at a time anyway.
+        Reads run side by side.
+        """
+
+        def run() -> Response:
+            loop = getattr(_THREAD, "loop", None)
+            if loop is None:
+                loop = _THREAD.loop = asyncio.new_event_loop()
+            with self.write_lock if writes else contextlib.nullcontext():
+                return loop.run_until_complete(call())
+
+        return await anyio.to_thread.run_sync(run)
+
+    def endpoint(self, handler: Handler, *, auth: bool = True, offload: bool = True) -> Handler:
+        """``handler`` behind the API-key check and RAGFlow's ``server_error_response``.
+
+        With ``offload`` (the default) the body is read here, on the event loop, and the
+        handler then runs in a worker thread (:meth:`offload`; methods other than GET/HEAD
+        under the write lock). A handler that streams its body (uploads) passes
+        ``offload=False`` and offloads its own storage work.
+        """
 
         @functools.wraps(handler)
         async def wrapped(request: Request) -> Response:
-            if auth and not self._authorized(request):
-                return unauthorized()
             try:
-                return await handler(request)
+                if auth and not await self._authorized(request):
+                    return unauthorized()
+                if not offload:
+                    return await handler(request)
+                await request.body()  # cached: the handler's own reads return at once
+                writes = request.method not in ("GET", "HEAD")
+                return await self.offload(lambda: handler(request), writes=writes)
             except BodyTooLarge:
                 return too_large_response()
             except Exception as exc:  # RAGFlow's server_error_response

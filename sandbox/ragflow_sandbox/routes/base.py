@@ -39,7 +39,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 class Endpoint(Protocol):
     """Wraps a handler with auth and RAGFlow's error envelope (``SandboxApp.endpoint``)."""
 
-    def __call__(self, handler: Handler, *, auth: bool = True) -> Handler: ...
+    def __call__(self, handler: Handler, *, auth: bool = True, offload: bool = True) -> Handler: ...
 
 
 class Router:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -314,7 +313,7 @@ class DocumentRoutes(Router):
 
     async def _send_blob(self, doc: dict[str, Any]) -> Response:
         path = self.store.blob_path(doc["kb_id"], doc["id"])
-        data = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+        data = path.read_bytes() if path.exists() else b""  # off the loop (SandboxApp.offload)
         if not data:
             return construct(C.DATA_ERROR, "This file is empty.")
         name = doc["name"] or doc["id"]

@@ -3,12 +3,12 @@ with RAGFlow's duplicate renaming, storage locations and ``content_hash``."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import xxhash
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -76,18 +76,22 @@ class UploadRoutes(Router):
 
     def routes(self, e: Endpoint) -> list[Route]:
         ds = "/api/v1/datasets/{dataset_id}"
-        return [Route(f"{ds}/documents", e(self.upload_documents), methods=["POST"])]
+        # the multipart body streams into spooled files on the event loop; the storage work
+        # is offloaded by the handler itself
+        upload = e(self.upload_documents, offload=False)
+        return [Route(f"{ds}/documents", upload, methods=["POST"])]
 
     async def upload_documents(self, request: Request) -> Response:
         kb_id = request.path_params["dataset_id"]
-        kb = self.store.get_dataset(kb_id)
+        kb = await anyio.to_thread.run_sync(self.store.get_dataset, kb_id)
         if kb is None:
             return err(f"Can't find the dataset with ID {kb_id}!")
         if kb["tenant_id"] != self.store.tenant_id and kb["permission"] != "team":
             return err("no authorization", C.AUTHENTICATION_ERROR)
         upload_type = (request.query_params.get("type") or "local").lower()
         if upload_type == "empty":
-            return await self._upload_empty(request, kb)
+            await request.body()
+            return await self.core.offload(lambda: self._upload_empty(request, kb))
         if upload_type == "web":
             return err("Web crawling is not available in the sandbox.", C.SERVER_ERROR)
         if upload_type != "local":
@@ -121,7 +125,9 @@ class UploadRoutes(Router):
                         override = override or None
             parent = form.get("parent_path")
             parent_path = _sanitize_path(parent if isinstance(parent, str) else None)
-            return await self._store_uploads(request, kb, files, parent_path, override)
+            return await self.core.offload(
+                lambda: self._store_uploads(request, kb, files, parent_path, override)
+            )
         finally:
             await form.close()
 
@@ -262,7 +268,7 @@ class UploadRoutes(Router):
             doc["size"] = len(data)
             doc["content_hash"] = xxhash.xxh128(data).hexdigest()  # as RAGFlow stores it
         if large:
-            await asyncio.to_thread(_write_large, folder, large)
+            _write_large(folder, large)  # already off the event loop (SandboxApp.offload)
 
     async def _upload_empty(self, request: Request, kb: dict[str, Any]) -> Response:
         req = await self._loose_json(request)
