@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import constants as C
-from .faults import FaultMiddleware, Faults
+from .faults import ConnectionRegistry, FaultMiddleware, Faults
 from .limits import BodyLimit, BodyTooLarge, too_large_response
 from .responses import json_result, respond, unauthorized
 from .retrieval import Retriever
@@ -91,7 +91,12 @@ class SandboxApp:
             exception_handlers={404: self._not_found, 405: self._method_not_allowed},
             lifespan=self._lifespan,
         )
-        self.asgi = FaultMiddleware(BodyLimit(self.starlette, config.max_body_bytes), self.faults)
+        self.connections = ConnectionRegistry()  # filled by the server (reset faults)
+        self.asgi = FaultMiddleware(
+            BodyLimit(self.starlette, config.max_body_bytes),
+            self.faults,
+            connections=self.connections,
+        )
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> Any:

@@ -80,7 +80,7 @@ def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import SandboxConfig, build_app
-    from .server import _bind, _url_host
+    from .server import _bind, _url_host, uvicorn_config
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,14 +120,7 @@ def run_cli(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper() if isinstance(args.log_level, str) else logging.WARNING
     )
-    config = uvicorn.Config(
-        app.asgi,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(app, log_level=args.log_level))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
