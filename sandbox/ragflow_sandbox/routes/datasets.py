@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from .. import constants as C
 from .. import validation as V
+from ..models import CreateDatasetReq, DeleteDatasetReq, ListDatasetReq, UpdateDatasetReq
 from ..records import dataset_api
 from ..responses import err, json_result, ok
 from ..store import iso_now, new_id, now_ms
@@ -73,7 +74,7 @@ class DatasetRoutes(Router):
     async def create_dataset(self, request: Request) -> Response:
         try:
             payload = await self._strict_json(request)
-            req = V.CREATE_DATASET.validate(payload)
+            req = V.validate(CreateDatasetReq, payload)
         except V.BadRequest as exc:
             return err(str(exc), C.ARGUMENT_ERROR)
         except V.ValidationFailed as exc:
@@ -140,7 +141,7 @@ class DatasetRoutes(Router):
                 }
             )
         try:
-            args = V.LIST_DATASETS.validate(params)
+            args = V.validate(ListDatasetReq, params)
         except V.ValidationFailed as exc:
             return err(exc.message(), C.ARGUMENT_ERROR)
         kb_id, ids, name = args["id"], args["ids"], args["name"]
@@ -200,7 +201,7 @@ class DatasetRoutes(Router):
             payload = await self._strict_json(request)
             given = set(payload)
             payload["dataset_id"] = kb_id
-            validated = V.UPDATE_DATASET.validate(payload)
+            validated = V.validate(UpdateDatasetReq, payload)
         except V.BadRequest as exc:
             return err(str(exc), C.ARGUMENT_ERROR)
         except V.ValidationFailed as exc:
@@ -267,7 +268,7 @@ class DatasetRoutes(Router):
     async def delete_datasets(self, request: Request) -> Response:
         try:
             payload = await self._strict_json(request)
-            req = V.DELETE_DATASETS.validate(payload)
+            req = V.validate(DeleteDatasetReq, payload)
         except V.BadRequest as exc:
             return err(str(exc), C.ARGUMENT_ERROR)
         except V.ValidationFailed as exc:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from .. import constants as C
 from .. import metadata as M
 from .. import validation as V
+from ..models import DeleteDocumentReq, UpdateDocumentReq, normalize_raptor
 from ..records import doc_api
 from ..responses import construct, err, json_result, ok
 from .base import Endpoint, Router, merge_doc_parser_config, query_list
@@ -260,7 +261,7 @@ class DocumentRoutes(Router):
         kb_id = request.path_params["dataset_id"]
         try:
             payload = await self._strict_json(request)
-            req = V.DELETE_DOCUMENTS.validate(payload)
+            req = V.validate(DeleteDocumentReq, payload)
         except V.BadRequest as exc:
             return err(str(exc), C.ARGUMENT_ERROR)
         except V.ValidationFailed as exc:
@@ -328,7 +329,7 @@ class DocumentRoutes(Router):
         req = await self._loose_json(request)
         pc = req.get("parser_config")
         if isinstance(pc, dict) and isinstance(pc.get("raptor"), dict):
-            pc["raptor"] = V._raptor_legacy(pc["raptor"], {})
+            pc["raptor"] = normalize_raptor(pc["raptor"])
         if "name" in req and req["name"] is None:
             return err("Field: <name> - Message: <Input should be a valid string> - Value: <None>")
         kb = self._own_dataset(kb_id)
@@ -338,7 +339,7 @@ class DocumentRoutes(Router):
         if doc is None:
             return err("the dataset doesn't own the document")
         try:
-            upd = V.UPDATE_DOCUMENT.validate(req)
+            upd = V.validate(UpdateDocumentReq, req)
         except V.ValidationFailed as exc:
             return err(exc.message())
         if upd["chunk_count"] is not None and upd["chunk_count"] != int(doc["chunk_num"] or 0):

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from .. import constants as C
 from .. import metadata as M
 from .. import validation as V
+from ..models import AutoMetadataConfig
 from ..records import doc_api
 from ..responses import err, ok
 from .base import Endpoint, Router, merge_doc_parser_config
@@ -63,7 +64,7 @@ class MetadataRoutes(Router):
     async def put_metadata_config(self, request: Request) -> Response:
         kb_id = request.path_params["dataset_id"]
         try:
-            cfg = V.AUTO_METADATA.validate(await self._strict_json(request))
+            cfg = V.validate(AutoMetadataConfig, await self._strict_json(request))
         except V.BadRequest as exc:
             return err(str(exc), C.ARGUMENT_ERROR)
         except V.ValidationFailed as exc:
