@@ -43,12 +43,9 @@ def _form_filename(name: str) -> str:
     return name.replace("%22", '"')
 
 
-def _write_small(path: Any, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-
-
-def _write_large(folder: Any, items: list[tuple[UploadFile, dict[str, Any]]]) -> None:
+def _write_blob_files(folder: Any, items: list[tuple[UploadFile, dict[str, Any]]]) -> None:
+    """Copy each upload to ``folder/<doc id>`` in 1 MiB blocks; set its size and
+    ``content_hash`` (xxh128 of the bytes, as RAGFlow stores it)."""
     for upload, doc in items:
         upload.file.seek(0)
         digest = xxhash.xxh128()
@@ -203,7 +200,7 @@ class UploadRoutes(Router):
                     )
                 except RuntimeError as exc:
                     errors.append(f"{filename}: {exc}")
-            await self._write_blobs(kb_id, planned)
+            self._write_blobs(kb_id, planned)
             docs = [doc for _, doc in planned]
             self.store.insert_documents(kb_id, docs)
         finally:
@@ -252,23 +249,12 @@ class UploadRoutes(Router):
         )
         return row is not None
 
-    async def _write_blobs(
+    def _write_blobs(
         self, kb_id: str, planned: list[tuple[UploadFile, dict[str, Any]]]
     ) -> None:
         folder = self.store.blob_dir / kb_id
         folder.mkdir(parents=True, exist_ok=True)
-        small, large = [], []
-        for upload, doc in planned:
-            rolled = getattr(upload.file, "_rolled", True)
-            (large if rolled else small).append((upload, doc))
-        for upload, doc in small:
-            upload.file.seek(0)
-            data = upload.file.read()
-            _write_small(folder / doc["id"], data)
-            doc["size"] = len(data)
-            doc["content_hash"] = xxhash.xxh128(data).hexdigest()  # as RAGFlow stores it
-        if large:
-            _write_large(folder, large)  # already off the event loop (SandboxApp.offload)
+        _write_blob_files(folder, planned)  # already off the event loop (SandboxApp.offload)
 
     async def _upload_empty(self, request: Request, kb: dict[str, Any]) -> Response:
         req = await self._loose_json(request)
