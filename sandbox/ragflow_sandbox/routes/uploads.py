@@ -249,9 +249,7 @@ class UploadRoutes(Router):
         )
         return row is not None
 
-    def _write_blobs(
-        self, kb_id: str, planned: list[tuple[UploadFile, dict[str, Any]]]
-    ) -> None:
+    def _write_blobs(self, kb_id: str, planned: list[tuple[UploadFile, dict[str, Any]]]) -> None:
         folder = self.store.blob_dir / kb_id
         folder.mkdir(parents=True, exist_ok=True)
         _write_blob_files(folder, planned)  # already off the event loop (SandboxApp.offload)
