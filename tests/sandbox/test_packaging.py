@@ -94,3 +94,12 @@ def test_both_packages_are_typed_and_licensed() -> None:
         # an editable install lists py.typed only in the source tree
         typed = Path(__import__(package).__file__).with_name("py.typed")
         assert typed.exists() or any(f.endswith(f"{package}/py.typed") for f in files), dist
+
+
+def test_no_sandbox_module_is_above_600_lines() -> None:
+    root = Path(ragflow_sandbox.__file__).parent
+    sizes = {
+        p.relative_to(root).as_posix(): len(p.read_text().splitlines()) for p in root.rglob("*.py")
+    }
+    assert len(sizes) >= 25
+    assert {name: n for name, n in sizes.items() if n > 600} == {}
