@@ -84,7 +84,7 @@ class SandboxApp:
         self.retriever = Retriever(self.store)
         self.faults = Faults(config.fault_rate, seed=config.fault_seed)
         self._auth_cache: dict[str, bool] = {}
-        self.write_lock = threading.Lock()
+        self.write_lock = asyncio.Lock()
         self.routers = [router(self) for router in ROUTERS]
         self.starlette = Starlette(
             routes=self._routes(),
@@ -149,19 +149,22 @@ class SandboxApp:
         """Run the coroutine ``call()`` in a worker thread (with an event loop of its own), so
         SQLite (a write waiting on ``busy_timeout``, a long listing) never blocks this loop.
 
-        Calls that ``writes`` hold :attr:`write_lock`: a handler's check-then-write stays atomic,
-        as it was on the single event loop, and SQLite admits one writer at a time anyway.
-        Reads run side by side.
+        Calls that ``writes`` first take :attr:`write_lock` here, on the loop: a handler's
+        check-then-write stays atomic, as it was on the single event loop (SQLite admits one
+        writer at a time anyway), and queued writers hold no worker thread, so reads run side
+        by side even behind many stuck writes.
         """
 
         def run() -> Response:
             loop = getattr(_THREAD, "loop", None)
             if loop is None:
                 loop = _THREAD.loop = asyncio.new_event_loop()
-            with self.write_lock if writes else contextlib.nullcontext():
-                return loop.run_until_complete(call())
+            return loop.run_until_complete(call())
 
-        return await anyio.to_thread.run_sync(run)
+        if not writes:
+            return await anyio.to_thread.run_sync(run)
+        async with self.write_lock:
+            return await anyio.to_thread.run_sync(run)
 
     def endpoint(self, handler: Handler, *, auth: bool = True, offload: bool = True) -> Handler:
         """``handler`` behind the API-key check and RAGFlow's ``server_error_response``.

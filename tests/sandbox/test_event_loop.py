@@ -21,26 +21,31 @@ def test_a_write_waiting_on_the_database_lock_does_not_block_reads(
     assert requests.get(url, headers=headers, timeout=10).json()["code"] == 0
     blocker = sqlite3.connect(server.data_dir / "sandbox.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock; WAL readers go on
-    created: dict[str, Any] = {}
+    created: dict[int, Any] = {}
 
-    def create() -> None:
-        res = requests.post(url, headers=headers, json={"name": "waits-for-lock"}, timeout=60)
-        created.update(res.json())
+    def create(i: int) -> None:
+        res = requests.post(url, headers=headers, json={"name": f"waits-{i:02d}"}, timeout=120)
+        created[i] = res.json()
 
-    writer = threading.Thread(target=create)
-    writer.start()
+    # more writers than the worker threads (40): queued writes must not hold one each
+    writers = [threading.Thread(target=create, args=(i,)) for i in range(45)]
+    for writer in writers:
+        writer.start()
     try:
-        # the create waits in busy_timeout; on the event loop it would stall all of these
+        # the first create waits in busy_timeout, the others for the write lock; on the
+        # event loop (or holding every worker thread) they would stall all of these reads
         answers = [requests.get(url, headers=headers, timeout=5).json() for _ in range(20)]
         health = requests.get(f"{server.base_url}/_sandbox/health", timeout=5)
         assert [a["code"] for a in answers] == [0] * 20
         assert all(a["total_datasets"] == 0 for a in answers)
         assert health.status_code == 200
-        assert writer.is_alive() and created == {}
+        assert created == {} and all(w.is_alive() for w in writers)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-        writer.join(timeout=60)
-    assert created["code"] == 0 and created["data"]["name"] == "waits-for-lock"
-    names = [d["name"] for d in requests.get(url, headers=headers, timeout=10).json()["data"]]
-    assert names == ["waits-for-lock"]
+        for writer in writers:
+            writer.join(timeout=120)
+    assert sorted(created) == list(range(45))
+    assert all(res["code"] == 0 for res in created.values())
+    listed = requests.get(url, headers=headers, params={"page_size": 100}, timeout=10).json()
+    assert sorted(d["name"] for d in listed["data"]) == [f"waits-{i:02d}" for i in range(45)]
