@@ -9,8 +9,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml sandbox/pyproject.toml
+	$(BIN)/pip install -q -e ./sandbox -e '.[dev,ui,s3]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,4 +51,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .sandbox .tools build *.egg-info
+	rm -rf $(VENV) .sandbox .tools build *.egg-info sandbox/build sandbox/*.egg-info

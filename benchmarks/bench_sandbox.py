@@ -28,9 +28,9 @@ from typing import Any
 
 import requests
 
-from ragflow_dagster.sandbox import run_sandbox
-from ragflow_dagster.sandbox.constants import default_parser_config
-from ragflow_dagster.sandbox.store import Store, new_id
+from ragflow_sandbox import run_sandbox
+from ragflow_sandbox.constants import default_parser_config
+from ragflow_sandbox.store import Store, new_id
 
 FILE_SIZE = 4096
 

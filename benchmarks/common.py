@@ -200,7 +200,7 @@ def sandbox(
 ) -> Iterator[Any]:
     """A sandbox RAGFlow server on 127.0.0.1 (its own process by default, so the client and the
     server do not share one GIL)."""
-    from ragflow_dagster.sandbox import run_sandbox
+    from ragflow_sandbox import run_sandbox
 
     kwargs: dict[str, Any] = {"mode": mode, "parse_delay": parse_delay}
     if data_dir is not None:

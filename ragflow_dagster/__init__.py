@@ -79,8 +79,6 @@ _EXPORTS: dict[str, str] = {
     "build_ragflow_reconcile_schedule": "ragflow_dagster.sensors",
     "ensure_pool_limit": "ragflow_dagster.sensors",
     "RAGFlowIngestionComponent": "ragflow_dagster.components",
-    # test support
-    "run_sandbox": "ragflow_dagster.sandbox",
 }
 
 __all__ = [
@@ -138,7 +136,6 @@ __all__ = [
     "ensure_pool_limit",
     "plan_sync",
     "ragflow_ingestion_assets",
-    "run_sandbox",
     "source_from_uri",
     "sync_source",
 ]

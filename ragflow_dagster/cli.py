@@ -1,4 +1,4 @@
-"""The ``ragflow-dagster`` command: ``sync`` (headless, no Dagster) and ``sandbox``.
+"""The ``ragflow-dagster`` command: ``sync`` (headless, no Dagster).
 
 ``ragflow-dagster sync SOURCE --dataset NAME`` does the legacy uploader's job with the sync
 engine: it creates the dataset if needed, uploads new files, replaces changed ones, deletes
@@ -78,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ragflow-dagster`` argument parser (subcommands ``sync`` and ``sandbox``)."""
+    """The ``ragflow-dagster`` argument parser (subcommand ``sync``)."""
     from ragflow_dagster import __version__
 
     parser = _Parser(
@@ -100,19 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sync_arguments(sync)
     sync.set_defaults(handler=run_sync)
-
-    sandbox = sub.add_parser(
-        "sandbox",
-        help="run a local RAGFlow-compatible server (for demos and tests)",
-        description="Run the RAGFlow-compatible sandbox server.",
-    )
-    try:
-        from ragflow_dagster.sandbox import add_cli_arguments
-    except ImportError:  # pragma: no cover - the sandbox ships with the package
-        add_cli_arguments = None
-    if add_cli_arguments is not None:
-        add_cli_arguments(sandbox)
-    sandbox.set_defaults(handler=_run_sandbox)
     return parser
 
 
@@ -447,12 +434,6 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, c
         report.record(action.path, action.kind, "planned")
     report.api_calls = client.request_count
     return report
-
-
-def _run_sandbox(args: argparse.Namespace) -> int:
-    from ragflow_dagster.sandbox import run_cli
-
-    return int(run_cli(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,7 +100,7 @@ def ensure_embedded_sandbox(data_dir: Path | None = None, *, timeout: float = 30
     cmd = [
         sys.executable,
         "-m",
-        "ragflow_dagster.sandbox",
+        "ragflow_sandbox",
         "--host",
         "127.0.0.1",
         "--port",

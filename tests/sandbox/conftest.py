@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 from .helpers import Api
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 
 class Api:

@@ -1,4 +1,4 @@
-"""``python -m ragflow_dagster.sandbox`` and the CLI helpers used by ``ragflow-dagster sandbox``."""
+"""``ragflow-sandbox`` / ``python -m ragflow_sandbox`` and its CLI helpers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from ragflow_dagster.sandbox import add_cli_arguments
+from ragflow_sandbox import add_cli_arguments
 
 
 def test_cli_defaults() -> None:
@@ -26,7 +26,7 @@ def test_module_serves_and_prints_url_and_key(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "ragflow_dagster.sandbox",
+        "ragflow_sandbox",
         "--port",
         "0",
         "--data-dir",

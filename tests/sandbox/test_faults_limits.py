@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 from .helpers import Api
 

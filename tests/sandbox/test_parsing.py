@@ -6,7 +6,7 @@ import io
 import uuid
 import zipfile
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 from .helpers import Api, poll
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 from .helpers import Api
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragflow_dagster.sandbox import SandboxServer
+from ragflow_sandbox import SandboxServer
 
 ragflow_sdk = pytest.importorskip("ragflow_sdk")
 

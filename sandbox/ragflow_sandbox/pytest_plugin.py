@@ -1,5 +1,5 @@
 """pytest fixtures for a RAGFlow sandbox (registered as the ``pytest11`` entry point
-``ragflow_sandbox``, so any test suite with ``ragflow-dagster`` installed gets them).
+``ragflow_sandbox``, so any test suite with ``ragflow-sandbox`` installed gets them).
 
 Fixtures:
 

@@ -1,12 +1,12 @@
-"""A RAGFlow-compatible HTTP server for tests, demos and benchmarks.
+"""ragflow-sandbox: a RAGFlow-compatible HTTP server for tests, demos and benchmarks.
 
 It answers the ``/api/v1`` routes for datasets, documents, parsing, chunks, retrieval and
 document metadata like a RAGFlow v0.27 server (same envelope, codes, messages, limits),
 keeps its state in SQLite plus blob files (a restarted server keeps its data), parses in a
-background worker and can inject faults. It imports nothing from the rest of
-``ragflow_dagster``.
+background worker and can inject faults. It is a distribution of its own (like moto for AWS):
+it shares no code with any client it is used to test.
 
-Start it with ``ragflow-dagster sandbox`` / ``python -m ragflow_dagster.sandbox``, with
+Start it with the ``ragflow-sandbox`` console script / ``python -m ragflow_sandbox``, with
 :func:`run_sandbox` in Python, or through the ``ragflow_sandbox`` /
 ``ragflow_sandbox_factory`` pytest fixtures.
 
@@ -22,10 +22,10 @@ not a zip archive, or put the marker ``RAGFLOW_SANDBOX_FAIL`` in the first 64 Ki
 
 Faults (off by default): ``fault_rate`` / ``--fault-rate`` at start, or
 ``SandboxServer.set_faults(rate=..., kinds=[...], routes=..., methods=..., latency_ms=...)``
-(``PUT /_sandbox/faults``) at run time; see :mod:`ragflow_dagster.sandbox.faults`.
+(``PUT /_sandbox/faults``) at run time; see :mod:`ragflow_sandbox.faults`.
 
 Example:
-    >>> from ragflow_dagster.sandbox import run_sandbox
+    >>> from ragflow_sandbox import run_sandbox
     >>> with run_sandbox() as server:  # doctest: +SKIP
     ...     print(server.base_url, server.api_key)
 """
@@ -33,4 +33,13 @@ Example:
 from .cli import add_cli_arguments, run_cli
 from .server import SandboxServer, generate_api_key, run_sandbox
 
-__all__ = ["SandboxServer", "add_cli_arguments", "generate_api_key", "run_cli", "run_sandbox"]
+__version__ = "0.1.0"
+
+__all__ = [
+    "SandboxServer",
+    "__version__",
+    "add_cli_arguments",
+    "generate_api_key",
+    "run_cli",
+    "run_sandbox",
+]

@@ -1,4 +1,4 @@
-"""``python -m ragflow_dagster.sandbox``."""
+"""``python -m ragflow_sandbox``."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``ragflow-dagster sandbox`` / ``python -m ragflow_dagster.sandbox``: serve until Ctrl-C."""
+"""``ragflow-sandbox`` / ``python -m ragflow_sandbox``: serve until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import SandboxConfig, build_app
-    from .server import _bind, _url_host
+    from .server import _bind, _url_host, uvicorn_config
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,14 +120,7 @@ def run_cli(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper() if isinstance(args.log_level, str) else logging.WARNING
     )
-    config = uvicorn.Config(
-        app.asgi,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(app, log_level=args.log_level))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -139,9 +132,9 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m ragflow_dagster.sandbox``."""
+    """Entry point of ``python -m ragflow_sandbox``."""
     parser = argparse.ArgumentParser(
-        prog="ragflow-dagster sandbox", description="Run a RAGFlow-compatible sandbox server."
+        prog="ragflow-sandbox", description="Run a RAGFlow-compatible sandbox server."
     )
     add_cli_arguments(parser)
     return run_cli(parser.parse_args(argv))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,9 +19,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import constants as C
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .app import SandboxApp
 
 READY_MARKER = "RAGFLOW_SANDBOX_READY"
 
@@ -42,6 +48,46 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def uvicorn_config(app: SandboxApp, *, log_level: str) -> uvicorn.Config:
+    """How the sandbox is served: ``app.asgi`` over uvicorn's h11 protocol, subclassed only to
+    report each connection to ``app.connections`` from the standard ``asyncio.Protocol``
+    callbacks, so reset faults can drop it (see :mod:`ragflow_sandbox.faults`).
+
+    Example:
+        >>> import tempfile
+        >>> from ragflow_sandbox.app import SandboxConfig, build_app
+        >>> app = build_app(SandboxConfig(data_dir=tempfile.mkdtemp(), api_key="k"))
+        >>> uvicorn_config(app, log_level="warning").http.__name__
+        'ConnectionTrackingH11Protocol'
+    """
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    registry = app.connections
+
+    class ConnectionTrackingH11Protocol(H11Protocol):
+        _tracked: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._tracked = transport
+            registry.opened(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._tracked is not None:
+                registry.closed(self._tracked)
+            super().connection_lost(exc)
+
+    return uvicorn.Config(
+        app.asgi,
+        http=ConnectionTrackingH11Protocol,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
 
 
 class SandboxServer:
@@ -110,14 +156,7 @@ class SandboxServer:
         app = build_app(
             SandboxConfig(data_dir=str(self.data_dir), api_key=self.api_key, **self._options)
         )
-        config = uvicorn.Config(
-            app.asgi,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(app, log_level="warning"))
         self._uvicorn = server
         self.app = app
 
@@ -149,7 +188,7 @@ class SandboxServer:
         cmd = [
             sys.executable,
             "-m",
-            "ragflow_dagster.sandbox",
+            "ragflow_sandbox",
             "--host",
             self.host,
             "--port",
@@ -260,7 +299,7 @@ class SandboxServer:
         retry_after: int = 1,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        """Switch fault injection on (see :mod:`ragflow_dagster.sandbox.faults`)."""
+        """Switch fault injection on (see :mod:`ragflow_sandbox.faults`)."""
         body: dict[str, Any] = {"rate": rate, "latency_ms": latency_ms, "retry_after": retry_after}
         if kinds is not None:
             body["kinds"] = kinds

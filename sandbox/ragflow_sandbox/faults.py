@@ -19,6 +19,18 @@ Configure at start (``--fault-rate``) or at run time with ``GET`` / ``PUT /_sand
 (same API key) and a JSON body
 ``{"rate": 0.2, "kinds": ["503", "reset_after"], "routes": "/documents", "methods": ["POST"],
 "latency_ms": 200, "seed": 7}``. ``PUT {"rate": 0}`` switches faults off.
+
+:class:`FaultMiddleware` is a plain ASGI middleware: it wraps any ASGI app and needs nothing
+of the server but the ASGI ``scope``. ASGI has no way to drop a connection, so for the two
+``reset_*`` kinds it asks a :class:`ConnectionRegistry`, which maps a request's
+``scope["client"]`` to its transport; the server fills it from the standard
+``asyncio.Protocol`` callbacks (``connection_made`` / ``connection_lost``; see
+:func:`ragflow_sandbox.server.uvicorn_config`). Without a registry (another ASGI server), a
+reset is answered with a 502 page instead.
+
+Example:
+    >>> async def app(scope, receive, send): ...
+    >>> wrapped = FaultMiddleware(app, Faults(0.1, seed=1), connections=ConnectionRegistry())
 """
 
 from __future__ import annotations
@@ -155,18 +167,54 @@ class Faults:
             return kind
 
 
-def _abort(send: Any) -> bool:
-    """Drop the client connection with a TCP reset (works with uvicorn's protocols)."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        return False
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-    return True
+class ConnectionRegistry:
+    """Open client connections by peer address, so a fault can reset one (TCP RST).
+
+    Example:
+        >>> registry = ConnectionRegistry()
+        >>> registry.abort(("127.0.0.1", 5000))  # not (or no longer) connected
+        False
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transports: dict[tuple[str, int], asyncio.BaseTransport] = {}
+
+    def opened(self, transport: asyncio.BaseTransport) -> None:
+        """Record a new connection (from ``asyncio.Protocol.connection_made``)."""
+        peer = _peer(transport)
+        if peer is not None:
+            with self._lock:
+                self._transports[peer] = transport
+
+    def closed(self, transport: asyncio.BaseTransport) -> None:
+        """Forget a connection (from ``asyncio.Protocol.connection_lost``)."""
+        peer = _peer(transport)
+        with self._lock:
+            if peer is not None and self._transports.get(peer) is transport:
+                del self._transports[peer]
+
+    def abort(self, client: Any) -> bool:
+        """Reset the connection of ``client`` (a scope's ``client``); False if unknown."""
+        if not client:
+            return False
+        with self._lock:
+            transport = self._transports.get((str(client[0]), int(client[1])))
+        if transport is None:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return True
+
+
+def _peer(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return None
+    return str(peer[0]), int(peer[1])
 
 
 _HTML = (
@@ -177,11 +225,23 @@ _HTML = (
 
 
 class FaultMiddleware:
-    """Outermost ASGI layer: injects the configured faults before the app sees a request."""
+    """Outermost ASGI layer: injects the configured faults before the app sees a request.
 
-    def __init__(self, app: Any, faults: Faults) -> None:
+    Args:
+        app: The ASGI application to protect.
+        faults: What to inject (changed at run time through ``PUT /_sandbox/faults``).
+        connections: Where the server records its connections, for the ``reset_*`` kinds.
+    """
+
+    def __init__(
+        self, app: Any, faults: Faults, *, connections: ConnectionRegistry | None = None
+    ) -> None:
         self.app = app
         self.faults = faults
+        self.connections = connections
+
+    def _abort(self, scope: dict[str, Any]) -> bool:
+        return self.connections is not None and self.connections.abort(scope.get("client"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -196,7 +256,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         if kind == "reset_before":
-            if not _abort(send):
+            if not self._abort(scope):
                 await _respond(
                     send, 502, "text/html", _HTML.format(code=502, text="Bad Gateway").encode()
                 )
@@ -207,7 +267,7 @@ class FaultMiddleware:
                 return None
 
             await self.app(scope, receive, swallow)
-            if not _abort(send):
+            if not self._abort(scope):
                 await _respond(
                     send, 502, "text/html", _HTML.format(code=502, text="Bad Gateway").encode()
                 )
