@@ -49,7 +49,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -61,7 +61,8 @@ from ragflow_dagster.sensors.cursor import (
     file_hash,
     short,
 )
-from ragflow_dagster.sources.base import SkippedEntry, SourceEntry
+from ragflow_dagster.sources.base import SourceEntry
+from ragflow_dagster.sources.listing import Listing
 from ragflow_dagster.sync.identity import shard_key, shard_of
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ __all__ = [
     "SensorSettings",
     "TickOutcome",
     "evaluate_tick",
-    "list_source",
 ]
 
 RunState = Literal["success", "failed", "queued", "running", "missing"]
@@ -187,31 +187,6 @@ class RunLookup(Protocol):
         ...
 
 
-_PAGE_END = object()
-
-
-def list_source(
-    source: Source, filters: FileFilters | None, start_after: str | None
-) -> tuple[Iterator[Any], bool, str]:
-    """How a sensor lists a source: the one place to switch to ``sources/listing.py``.
-
-    Returns the records (with ``(_PAGE_END, resume_key)`` markers between resumable pages),
-    whether the listing can resume, and the key prefix a resume position starts with.
-    """
-    pages = getattr(source, "iter_pages", None)
-    prefix = str(getattr(source, "prefix", "") or "")
-    if callable(pages):
-
-        def paged() -> Iterator[Any]:
-            for items, resume in pages(start_after=start_after, filters=filters):
-                yield from items
-                yield (_PAGE_END, resume)
-
-        return paged(), True, prefix
-    # both sources prune with the cheap filters while they walk (not part of the protocol yet)
-    return iter(source.scan(filters=filters)), False, prefix  # type: ignore[call-arg]
-
-
 def evaluate_tick(
     *,
     source: Source,
@@ -308,41 +283,31 @@ class Tick:
 
         Returns ``(done, resume_position, unlisted, files)``.
         """
-        records, resumable, prefix = list_source(self.source, self.filters, start_after)
+        listing = Listing(self.source, filters=self.filters, start_after=start_after, paged=True)
         t0 = self.clock()
         budget = self.settings.list_budget_seconds
-        check = self.filters.check_entry if self.filters is not None else None
         unlisted = False
         files = 0
-        position = start_after
-        last_done: str | None = None
-        broke = False
-        for rec in records:
-            if isinstance(rec, tuple) and rec and rec[0] is _PAGE_END:
-                position = rec[1]
-                last_done = None
-                if position is None:
+        for page in listing:
+            for skip in page.skipped:
+                if skip.unlisted and not (listing.resumable and skip.path == ""):
+                    unlisted = True  # (a root gap of a paged listing is a break-off)
+            last_done: str | None = None
+            for rec in page.entries:  # the cheap filters are applied already
+                if on_entry(rec):
+                    files += 1
+                    last_done = rec.path
+                elif listing.resumable:
+                    # Stop before this entry: resume right after the last one handled.
+                    resume = listing.cursor_after(last_done) if last_done else page.start
+                    return False, resume, unlisted, files
+                else:
+                    files += 1
+            if listing.resumable:
+                if page.resume is None:
                     return True, None, unlisted, files
-                if broke or self.clock() - t0 >= budget:
-                    return False, position, unlisted, files
-                continue
-            if isinstance(rec, SkippedEntry):
-                if rec.unlisted and resumable and rec.path == "":
-                    broke = True  # the listing broke off: the next tick retries from here
-                elif rec.unlisted:
-                    unlisted = True
-                continue
-            if check is not None and check(rec) is not None:
-                continue
-            if on_entry(rec):
-                files += 1
-                last_done = rec.path
-            elif resumable:
-                # Stop before this entry: resume right after the last one handled.
-                resume = prefix + last_done if last_done is not None else position
-                return False, resume, unlisted, files
-            else:
-                files += 1
+                if page.broke_off or self.clock() - t0 >= budget:
+                    return False, page.resume, unlisted, files
         return True, None, unlisted, files
 
     # -- shards / unpartitioned ------------------------------------------------------------------

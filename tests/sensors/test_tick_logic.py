@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from ragflow_dagster.partitions import Partitioning
@@ -118,3 +119,37 @@ def test_a_file_that_comes_back_keeps_its_partition(kit, tmp_path):
     out, keys = _tick(tmp_path, out.cursor, keys, runs)
     assert out.delete_keys == ()
     assert "a.txt" in keys
+
+
+def test_a_paged_fsspec_source_is_listed_across_ticks_through_the_one_listing_adapter(tmp_path):
+    """The sensor lists through ``sources.listing.Listing``: a resumable source stops within the
+    tick's budget and the next tick resumes after the last file it handled."""
+    import fsspec
+
+    from ragflow_dagster.sources.fsspec import FsspecSource
+
+    fs = fsspec.filesystem("memory")
+    root = f"/tick-{tmp_path.name}"
+    fs.pipe({f"{root}/d{i % 3}/f{i:03d}.txt": f"file {i}".encode() for i in range(25)})
+    source = FsspecSource(f"memory://{root}", page_size=4)
+    assert source.supports_resumable_listing
+    clock = itertools.count(0, 1000).__next__  # every page ends past the budget
+    cursor, keys, ticks = SensorCursor.initial("files", 256), [], 0
+    while ticks < 20:
+        ticks += 1
+        out = evaluate_tick(
+            source=source,
+            partitioning=Partitioning.files("t_files"),
+            cursor=cursor,
+            settings=SensorSettings(settle_seconds=0, list_budget_seconds=1),
+            runs=ScriptedRuns(),
+            partitions=keys,
+            name="t",
+            now=10_000.0,
+            clock=clock,
+        )
+        cursor, keys = out.cursor, [*keys, *out.add_keys]
+        if len(keys) == 25:
+            break
+    assert sorted(keys) == sorted(f"d{i % 3}/f{i:03d}.txt" for i in range(25))
+    assert ticks >= 4  # pages of 4 files, one page per tick: it resumed, it did not restart
