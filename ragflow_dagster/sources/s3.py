@@ -29,6 +29,7 @@ from ragflow_dagster.sources.base import (
     SourceEntry,
     SourceError,
     new_entry,
+    unsafe_path_reason,
 )
 from ragflow_dagster.sources.filters import FileFilters
 
@@ -36,21 +37,6 @@ _DEFAULT_FILTERS = FileFilters()
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled"})
 _CHANGED = frozenset({"PreconditionFailed", "412"})
-
-
-def _unsafe_reason(rel: str) -> str | None:
-    """Why a relative key cannot be a document path (``None`` when it is clean)."""
-    if rel[0] == "/":
-        return "leading '/'"
-    if "//" in rel:
-        return "empty path segment"
-    if "." in rel:
-        padded = "/" + rel + "/"
-        if "/../" in padded:
-            return "'..' segment"
-        if "/./" in padded:
-            return "'.' segment"
-    return None
 
 
 def _error_code(exc: BaseException) -> str:
@@ -334,7 +320,7 @@ class S3Source(PagedSource):
                     else:
                         skip(Skipped(rel, "unsafe_key", f"key {key!r} ends with '/'"))
                     continue
-                why_unsafe = _unsafe_reason(rel)
+                why_unsafe = unsafe_path_reason(rel)
                 if why_unsafe is not None:
                     skip(Skipped(rel, "unsafe_key", f"key {key!r}: {why_unsafe}"))
                     continue
@@ -369,7 +355,7 @@ class S3Source(PagedSource):
 
     # -- single objects ----------------------------------------------------------------------------
     def _key(self, path: str) -> str:
-        if not path or _unsafe_reason(path) is not None or path.endswith("/"):
+        if not path or unsafe_path_reason(path) is not None or path.endswith("/"):
             raise FileNotFoundError(errno.ENOENT, "not a relative path of this source", path)
         return self.prefix + path
 
