@@ -280,3 +280,17 @@ def test_route_tables_refuse_what_cannot_work():
         )
     with pytest.raises(ValueError):
         RouteTable.model_validate({"routes": [{"glob": "a", "dataset": "x", "typo": 1}]})
+
+
+def test_a_file_moved_out_of_every_route_is_deleted_from_its_old_dataset(
+    client, names, tmp_path, ragflow_sandbox
+):
+    write(tmp_path, TREE)
+    routes = table(names)
+    assert sync_routed(client, LocalFolderSource(tmp_path), routes).converged
+    shutil.move(tmp_path / "eng/a.md", tmp_path / "misc/a.md")
+    report = sync_routed(client, LocalFolderSource(tmp_path), routes)
+    assert report.converged
+    assert sorted(s.path for s in report.unrouted) == ["misc/a.md", "misc/d.md"]
+    assert report.reports[names["eng"]].counts["deleted"] == 1
+    assert set(raw_paths(ragflow_sandbox, names["eng"])) == {"eng/deep/b.md"}
