@@ -7,12 +7,15 @@ runs :func:`~ragflow_dagster.sync.engine.sync_source` on each dataset with its s
 listing. The source is never listed again: the engine takes the slice as its inventory and reads
 file contents from the real source.
 
-* **Moves between datasets** are a delete in one and an upload in the other. Datasets are synced
-  one after another, in the order the routes name them (the default dataset last), so a file
-  that moves from a dataset synced earlier to one synced later is deleted before it is uploaded
-  (for the moment between the two runs it is in neither); the other way round it is uploaded
-  first. Within one dataset the engine's own order holds (a replacement is parsed before the old
-  version is deleted).
+* **Moves between datasets** are a delete in one and an upload in the other, and the upload
+  comes first: datasets are synced one after another (in the order the routes name them, the
+  default last), and a dataset that has documents of files no longer routed to it is synced
+  in two steps: first everything but those deletions (``delete_removed=False``), and only after
+  every dataset had its turn, the deletions (a second engine run from the first one's final
+  listing: no extra listing when there is nothing to delete, one verification listing when
+  there is). So a file moved from one dataset to another is never in neither. Within one
+  dataset the engine's own order holds (a replacement is parsed before the old version is
+  deleted). The two steps' reports are merged into one per dataset.
 * **Safety per dataset**: each dataset has its own plan, so the mass-delete guard counts that
   dataset's documents only; a dataset deletes documents of removed files only when its own
   listing and the one source listing were complete (the slices carry the source's
@@ -31,7 +34,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -47,11 +52,12 @@ from ragflow_dagster.sync.engine import (
     make_plan,
     sync_source,
 )
-from ragflow_dagster.sync.execute import Progress
+from ragflow_dagster.sync.execute import Progress, count_outcomes
+from ragflow_dagster.sync.identity import managed_path
 from ragflow_dagster.sync.report import SyncReport
 from ragflow_dagster.sync.routing import RouteDataset, RoutedInventory, RouteTable, split_inventory
 
-__all__ = ["DatasetRun", "RoutedSyncReport", "sync_routed"]
+__all__ = ["DatasetRun", "RoutedSyncReport", "merge_reports", "sync_routed"]
 
 logger = logging.getLogger("ragflow_dagster.sync")
 
@@ -232,8 +238,11 @@ def sync_routed(
     if routed.unrouted:
         log.info("%d files match no route (skipped as unrouted)", len(routed.unrouted))
 
-    # 3. one engine run per dataset, with its slice and its listing
+    # 3. one engine run per dataset, with its slice and its listing; deletions of files that
+    # left a dataset wait until every dataset has had its uploads (step 4)
     make = ensure or _ensurer(client, log)
+    two_step = opts.delete_removed and not opts.dry_run
+    deferred: list[str] = []
     for ds in wanted:
         slice_ = routed.slices[ds.name]
         docs = before[ds.name]
@@ -247,11 +256,12 @@ def sync_routed(
             record = make(ds, found)
             if found is None or found.id != record.id:
                 docs = list_documents(client, record.id)
+            defer = two_step and _has_removals(docs, slice_)
             report = sync_source(
                 client,
                 source,
                 record.id,
-                opts,
+                dataclasses.replace(opts, delete_removed=False) if defer else opts,
                 dataset_name=record.name,
                 inventory=slice_,
                 documents=docs,
@@ -259,6 +269,8 @@ def sync_routed(
                 log=log,
             )
             out.runs[ds.name] = DatasetRun(ds.name, record.id, report, slice_, docs)
+            if defer:
+                deferred.append(ds.name)
         except SyncAbortedError as exc:
             out.runs[ds.name] = DatasetRun(ds.name, exc.report.dataset_id, exc.report, slice_, docs)
         except RAGFlowError as exc:  # the dataset could not be created or listed
@@ -271,9 +283,75 @@ def sync_routed(
             )
             log.error("sync of %s aborted: %s", ds.name, report.error)
             out.runs[ds.name] = DatasetRun(ds.name, report.dataset_id, report, slice_, docs)
+    # 4. the deletions held back in step 3, now that every upload is done
+    for name in deferred:
+        run = out.runs[name]
+        try:
+            second = sync_source(
+                client,
+                source,
+                run.dataset_id,
+                opts,
+                dataset_name=run.report.dataset_name,
+                inventory=run.inventory,
+                documents=run.report.final_documents,
+                progress=progress,
+                log=log,
+            )
+        except SyncAbortedError as exc:
+            second = exc.report
+        out.runs[name] = dataclasses.replace(run, report=merge_reports(run.report, second))
     out.api_calls = client.request_count - calls0
     out.total_seconds = time.monotonic() - t0
     return out
+
+
+def _has_removals(documents: list[Document], inventory: Inventory) -> bool:
+    """The dataset holds managed documents of paths not in its slice (removed, moved away or
+    unrouted now)."""
+    paths = inventory.by_path
+    return any((p := managed_path(d.meta_fields)) is not None and p not in paths for d in documents)
+
+
+def merge_reports(first: SyncReport, second: SyncReport) -> SyncReport:
+    """One report for a dataset synced in two steps: ``first`` without the deletions of removed
+    files, ``second`` (from ``first``'s final listing) with them. The verdict, the guard and the
+    final listing are ``second``'s; the per-file outcomes are both runs' (``second``'s
+    "unchanged" ones left out), and the counts are derived from them.
+
+    Example:
+        >>> a = SyncReport(dataset_id="d", source_uri="file:///x")
+        >>> a.record("new.md", "upload", "ok", doc_id="2")
+        >>> b = SyncReport(dataset_id="d", source_uri="file:///x", verified=True)
+        >>> b.record("old.md", "delete", "ok", doc_id="1")
+        >>> m = merge_reports(a, b)
+        >>> m.counts["uploaded"], m.counts["deleted"], m.verified
+        (1, 1, True)
+    """
+    merged = dataclasses.replace(
+        first,
+        counts=dict(first.counts),
+        durations=dict(first.durations),
+        outcomes=[*first.outcomes, *(o for o in second.outcomes if o.action != "unchanged")],
+        errors=[*first.errors, *second.errors],
+        guard_message=second.guard_message,
+        api_calls=first.api_calls + second.api_calls,
+        rounds=first.rounds + second.rounds,
+        verified=second.verified,
+        verification=second.verification,
+        awaiting_parse=second.awaiting_parse,
+        final_documents=second.final_documents,
+        error=second.error,
+        bytes_uploaded=first.bytes_uploaded + second.bytes_uploaded,
+        _lock=threading.Lock(),
+    )
+    for key, value in second.durations.items():
+        merged.durations[key] = merged.durations.get(key, 0.0) + value
+    for key in ("parse_requested", "parsed", "parse_failed"):
+        merged.counts[key] = first.counts.get(key, 0) + second.counts.get(key, 0)
+    merged.counts["parse_pending"] = second.counts.get("parse_pending", 0)
+    count_outcomes(merged)
+    return merged
 
 
 def _merged_known(

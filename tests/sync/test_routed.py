@@ -116,9 +116,20 @@ def test_moves_across_datasets_and_unrouted_files_with_one_listing(
     shutil.move(tmp_path / "misc/d.md", tmp_path / "d.sales.md")
     (tmp_path / "sales/c.md").write_text("# charlie\nnew terms\n" * 4)
     CountingSource.listings = 0
-    second = sync_routed(client, source, routes)
+    wire: list[tuple[str, str]] = []
+    hook = lambda r, *a, **k: wire.append((r.request.method, r.request.url))  # noqa: E731
+    client._session.hooks["response"].append(hook)
+    try:
+        second = sync_routed(client, source, routes)
+    finally:
+        client._session.hooks["response"].remove(hook)
     assert CountingSource.listings == 1
     assert second.converged, second.to_dict()
+    # eng is synced first, yet the moved file is uploaded to sales before eng deletes it
+    eng_id, sales_id = (second.runs[names[k]].dataset_id for k in ("eng", "sales"))
+    uploads = [i for i, (m, u) in enumerate(wire) if m == "POST" and f"{sales_id}/documents" in u]
+    deletes = [i for i, (m, u) in enumerate(wire) if m == "DELETE" and f"{eng_id}/documents" in u]
+    assert uploads and deletes and max(uploads) < min(deletes)
     eng, sales = second.reports[names["eng"]].counts, second.reports[names["sales"]].counts
     assert (eng["uploaded"], eng["deleted"], eng["unchanged"]) == (0, 1, 1)
     assert (sales["uploaded"], sales["replaced"], sales["deleted"]) == (2, 1, 0)
