@@ -183,3 +183,27 @@ def test_a_subset_syncs_only_the_selected_datasets(names, tmp_path, resources, r
 
     with RAGFlowClient(ragflow_sandbox.base_url, ragflow_sandbox.api_key) as c:
         assert c.find_dataset(names["sales"]) is None and c.find_dataset(names["general"]) is None
+
+
+def test_a_dataset_that_aborts_fails_the_step_after_the_others_events(
+    names, tmp_path, resources, ragflow_sandbox
+):
+    write(tmp_path, TREE)
+    bad = "b" * 300  # the server refuses a dataset name this long
+    ing = build_ragflow_routed_ingestion(
+        source=str(tmp_path),
+        routes={
+            "routes": [
+                {"glob": "eng/**", "dataset": bad},
+                {"glob": "sales/**", "dataset": names["sales"]},
+            ]
+        },
+        name="abort",
+    )
+    result = run(ing, resources)
+    assert not result.success
+    assert set(mats_of(result)) == {(names["sales"], "documents"), (names["sales"], "chunks")}
+    assert {k[0] for k in checks_of(result)} == {names["sales"]}
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "routed sync aborted for" in failure.event_specific_data.error.message
+    assert raw_paths(ragflow_sandbox, names["sales"]) == {"sales/c.md"}

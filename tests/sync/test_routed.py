@@ -305,3 +305,22 @@ def test_a_file_moved_out_of_every_route_is_deleted_from_its_old_dataset(
     assert sorted(s.path for s in report.unrouted) == ["misc/a.md", "misc/d.md"]
     assert report.reports[names["eng"]].counts["deleted"] == 1
     assert set(raw_paths(ragflow_sandbox, names["eng"])) == {"eng/deep/b.md"}
+
+
+def test_a_dataset_that_cannot_be_created_fails_alone(client, names, tmp_path, ragflow_sandbox):
+    write(tmp_path, TREE)
+    bad = "b" * 300  # longer than the server allows for a dataset name
+    routes = RouteTable.model_validate(
+        {
+            "routes": [
+                {"glob": "eng/**", "dataset": bad},
+                {"glob": "sales/**", "dataset": names["sales"]},
+            ]
+        }
+    )
+    report = sync_routed(client, LocalFolderSource(tmp_path), routes)
+    assert report.failed == [bad] and not report.converged
+    assert report.reports[bad].error is not None
+    assert report.reports[names["sales"]].converged
+    assert set(raw_paths(ragflow_sandbox, names["sales"])) == {"sales/c.md"}
+    assert report.to_dict()["failed_datasets"] == [bad]
