@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -26,6 +26,9 @@ from ragflow_dagster.sync.engine import (
     sync_source,
 )
 from ragflow_dagster.translator import METADATA_KEY_TARGET, DatasetConfig, RAGFlowTarget
+
+if TYPE_CHECKING:
+    from ragflow_dagster.routed_assets import RAGFlowRoutedTarget
 
 __all__ = ["RAGFlowResource", "SyncEvent", "target_of"]
 
@@ -278,7 +281,7 @@ class RAGFlowResource(dg.ConfigurableResource):
         self,
         *,
         context: dg.AssetExecutionContext,
-        target: Any = None,
+        target: RAGFlowRoutedTarget | None = None,
         options: SyncOptions | None = None,
         dry_run: bool = False,
         allow_mass_delete: bool = False,
