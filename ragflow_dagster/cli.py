@@ -206,9 +206,14 @@ def _run_sync(args: argparse.Namespace) -> int:
         raise UsageError(f"no server: pass --base-url or set {ENV_BASE_URL}")
     if not api_key or not api_key.strip():
         raise UsageError(f"no API key: pass --api-key or set {ENV_API_KEY}")
-    if not args.dataset.strip():
+    if args.dataset is not None and not args.dataset.strip():
         raise UsageError("--dataset: empty name")
     filters = filters_from_args(args)
+    routes = None
+    if args.routes_file is not None:
+        from ragflow_dagster.cli_routed import load_routes_file
+
+        routes = load_routes_file(args.routes_file)
 
     from ragflow_dagster.sources import LocalFolderSource, SourceError, source_from_uri
 
@@ -258,6 +263,10 @@ def _run_sync(args: argparse.Namespace) -> int:
         raise UsageError(f"{flag}: {exc}") from None
     enabled = False if (args.no_progress or args.quiet) else (True if args.progress else None)
     progress = _Progress(enabled=enabled)
+    if routes is not None:
+        from ragflow_dagster.cli_routed import run_routed
+
+        return run_routed(client, source, routes, options, args, progress=progress)
     report: SyncReport | None = None
     error: str | None = None
     try:

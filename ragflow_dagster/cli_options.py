@@ -142,11 +142,19 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
 def add_sync_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``ragflow-dagster sync`` (the legacy uploader's filter flags among them)."""
     p.add_argument("source", metavar="SOURCE", help="a folder, or s3://bucket/prefix")
-    p.add_argument(
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
         "--dataset",
-        required=True,
         metavar="NAME",
         help="RAGFlow dataset name (created when missing)",
+    )
+    target.add_argument(
+        "--routes-file",
+        metavar="PATH",
+        type=Path,
+        help="route the source into several datasets: a YAML or JSON file with "
+        "'routes: [{glob: \"eng/**\", dataset: eng}, ...]' (first match wins) and an optional "
+        "'default_dataset:'; one summary per dataset",
     )
 
     server = p.add_argument_group("server")

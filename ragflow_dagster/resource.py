@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -26,6 +26,9 @@ from ragflow_dagster.sync.engine import (
     sync_source,
 )
 from ragflow_dagster.translator import METADATA_KEY_TARGET, DatasetConfig, RAGFlowTarget
+
+if TYPE_CHECKING:
+    from ragflow_dagster.routed_assets import RAGFlowRoutedTarget
 
 __all__ = ["RAGFlowResource", "SyncEvent", "target_of"]
 
@@ -272,6 +275,38 @@ class RAGFlowResource(dg.ConfigurableResource):
             dataset_id=dataset_rec.id,
             dataset_url=self.dataset_url(dataset_rec.id),
             api_calls=lambda: client.request_count - calls0,
+        )
+
+    def sync_routed(
+        self,
+        *,
+        context: dg.AssetExecutionContext,
+        target: RAGFlowRoutedTarget | None = None,
+        options: SyncOptions | None = None,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+    ) -> Iterator[SyncEvent]:
+        """Run one routed sync (one listing of the source, one engine run per selected
+        dataset) for the assets of a routed ingestion and yield every dataset's events.
+
+        See :func:`~ragflow_dagster.routed_assets.build_ragflow_routed_ingestion`; ``target``
+        (a :class:`~ragflow_dagster.routed_assets.RAGFlowRoutedTarget`) overrides the assets'
+        own. A dataset whose run aborted yields no materialization, and the step then fails.
+
+        Example:
+            >>> @ragflow_routed_ingestion_assets(target=target)  # doctest: +SKIP
+            ... def acme(context: dg.AssetExecutionContext, ragflow: RAGFlowResource):
+            ...     yield from ragflow.sync_routed(context=context)
+        """
+        from ragflow_dagster.routed_events import routed_sync_events
+
+        yield from routed_sync_events(
+            self,
+            context,
+            target=target,
+            options=options,
+            dry_run=dry_run,
+            allow_mass_delete=allow_mass_delete,
         )
 
 

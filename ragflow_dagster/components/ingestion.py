@@ -43,6 +43,7 @@ from ragflow_dagster.components.models import (
     FiltersModel,
     FreshnessModel,
     ResourceModel,
+    RouteModel,
     ScheduleModel,
     SensorModel,
     SourceModel,
@@ -85,17 +86,37 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
     checks and freshness policy; one engine run per Dagster run), the sync job, a sensor that
     watches the source, a nightly full-reconcile schedule and the RAGFlow resource.
 
+    With ``routes:`` (instead of ``dataset:``) it routes the source into several datasets:
+    one ``documents`` → ``chunks`` pair per dataset, each with its own checks, all materialized
+    by one step that lists the source once; the sensor then requests that whole step.
+
     Example:
         >>> component = RAGFlowIngestionComponent(source="/data/handbook", dataset="handbook")
         >>> component.partitioning
         'none'
+        >>> routed = RAGFlowIngestionComponent(source="/data/docs", routes=[
+        ...     {"glob": "eng/**", "dataset": "eng"}], default_dataset="general")
+        >>> routed.build_route_table().dataset_names
+        ('eng', 'general')
     """
 
     source: str | SourceModel = Field(
         description="A folder (relative to this defs.yaml, or absolute) or s3://bucket/prefix; "
         "or a mapping with uri, endpoint_url, region, ..."
     )
-    dataset: str | DatasetModel = Field(description="The dataset's name, or its settings.")
+    dataset: str | DatasetModel | None = Field(
+        default=None, description="The dataset's name, or its settings (unless routes are set)."
+    )
+    routes: list[RouteModel] | None = Field(
+        default=None,
+        description="Route the source into several datasets instead of one: "
+        "[{glob: 'eng/**', dataset: eng}, ...]; the first match wins. One asset per dataset, "
+        "one listing of the source per run.",
+    )
+    default_dataset: str | DatasetModel | None = Field(
+        default=None,
+        description="With routes: where files no route matches go (unset: skipped as 'unrouted').",
+    )
     name: str | None = Field(
         default=None,
         description="Base of the job, partitions and sensor names (default: the dataset name).",
@@ -178,19 +199,93 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
             encoding=f.encoding,
         )
 
-    def build_ingestion(self, context: dg.ComponentLoadContext) -> Any:
-        """The :class:`~ragflow_dagster.assets.RAGFlowIngestion` (assets, checks, job)."""
-        from ragflow_dagster.assets import DatasetConfig, build_ragflow_ingestion
-        from ragflow_dagster.checks import RetrievalProbe
+    def build_sync_options(self) -> Any:
+        """The :class:`~ragflow_dagster.sync.engine.SyncOptions` of ``sync:``."""
         from ragflow_dagster.sync.engine import SyncOptions
 
+        s = self.sync
+        return SyncOptions(
+            max_workers=s.max_workers,
+            wait=s.wait,
+            parse=s.parse,
+            parse_timeout=parse_duration(s.parse_timeout).total_seconds(),
+            max_delete_fraction=s.max_delete_fraction,
+            allow_mass_delete=s.allow_mass_delete,
+            delete_removed=s.delete_removed,
+        )
+
+    def build_freshness(self) -> dg.FreshnessPolicy:
+        """The freshness policy of ``freshness:``."""
+        fresh = self.freshness
+        return dg.FreshnessPolicy.time_window(
+            fail_window=parse_duration(fresh.fail_window),
+            warn_window=(
+                parse_duration(fresh.warn_window) if fresh.warn_window is not None else None
+            ),
+        )
+
+    def build_route_table(self) -> Any:
+        """The :class:`~ragflow_dagster.sync.routing.RouteTable` of ``routes:`` (None without)."""
+        if self.routes is None:
+            return None
+        from ragflow_dagster.sync.routing import RouteTable
+
+        def ds(value: str | DatasetModel) -> Any:
+            return value if isinstance(value, str) else value.model_dump()
+
+        return RouteTable.model_validate(
+            {
+                "routes": [{"glob": r.glob, "dataset": ds(r.dataset)} for r in self.routes],
+                "default_dataset": (
+                    ds(self.default_dataset) if self.default_dataset is not None else None
+                ),
+            }
+        )
+
+    def build_routed_ingestion(self, context: dg.ComponentLoadContext) -> Any:
+        """The :class:`~ragflow_dagster.routed_assets.RAGFlowRoutedIngestion` of ``routes:``."""
+        from ragflow_dagster.routed_assets import build_ragflow_routed_ingestion
+
+        refused = {
+            "dataset": self.dataset is not None,
+            "partitioning": self.partitioning != "none",
+            "key_prefix": self.key_prefix is not None,
+            "checks.retrieval_probes": bool(self.checks.retrieval_probes),
+        }
+        if any(refused.values()):
+            given = ", ".join(k for k, v in refused.items() if v)
+            raise ValueError(f"routes: cannot be combined with {given}")
+        return build_ragflow_routed_ingestion(
+            source=self.build_source(context),
+            routes=self.build_route_table(),
+            name=self.name or Path(context.path).name,
+            resource_key=self.resource.key,
+            filters=self.build_filters(),
+            group_name=self.group_name,
+            sync_options=self.build_sync_options(),
+            freshness=self.build_freshness(),
+            max_lag=parse_duration(self.checks.max_lag),
+            pool=self.pool,
+            blocking_checks=self.checks.blocking,
+        )
+
+    def build_ingestion(self, context: dg.ComponentLoadContext) -> Any:
+        """The :class:`~ragflow_dagster.assets.RAGFlowIngestion` (assets, checks, job); with
+        ``routes:`` the routed ingestion instead."""
+        from ragflow_dagster.assets import DatasetConfig, build_ragflow_ingestion
+        from ragflow_dagster.checks import RetrievalProbe
+
+        if self.routes is not None:
+            return self.build_routed_ingestion(context)
+        if self.dataset is None:
+            raise ValueError("give a dataset, or routes")
+        if self.default_dataset is not None:
+            raise ValueError("default_dataset only applies with routes")
         ds = (
             self.dataset
             if isinstance(self.dataset, DatasetModel)
             else DatasetModel(name=self.dataset)
         )
-        s = self.sync
-        fresh = self.freshness
         return build_ragflow_ingestion(
             source=self.build_source(context),
             dataset=DatasetConfig(
@@ -208,21 +303,8 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
             shards=self.shards,
             key_prefix=self.key_prefix,
             group_name=self.group_name,
-            sync_options=SyncOptions(
-                max_workers=s.max_workers,
-                wait=s.wait,
-                parse=s.parse,
-                parse_timeout=parse_duration(s.parse_timeout).total_seconds(),
-                max_delete_fraction=s.max_delete_fraction,
-                allow_mass_delete=s.allow_mass_delete,
-                delete_removed=s.delete_removed,
-            ),
-            freshness=dg.FreshnessPolicy.time_window(
-                fail_window=parse_duration(fresh.fail_window),
-                warn_window=(
-                    parse_duration(fresh.warn_window) if fresh.warn_window is not None else None
-                ),
-            ),
+            sync_options=self.build_sync_options(),
+            freshness=self.build_freshness(),
             max_lag=parse_duration(self.checks.max_lag),
             retrieval_probes=[
                 RetrievalProbe(p.question, p.expected_path, p.top_n)

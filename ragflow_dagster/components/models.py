@@ -100,6 +100,14 @@ class DatasetModel(dg.Model, dg.Resolvable):
     permission: str | None = Field(default=None, description="'me' or 'team'.")
 
 
+class RouteModel(dg.Model, dg.Resolvable):
+    """One route: files whose relative path matches ``glob`` go to ``dataset`` (first match
+    wins)."""
+
+    glob: str | list[str] = Field(description="Glob(s) on the relative path: 'eng/**'.")
+    dataset: str | DatasetModel = Field(description="The dataset's name, or its settings.")
+
+
 class FiltersModel(dg.Model, dg.Resolvable):
     """Which files take part (the legacy uploader's filters plus include globs)."""
 
@@ -240,6 +248,7 @@ __all__ = [
     "FreshnessModel",
     "ProbeModel",
     "ResourceModel",
+    "RouteModel",
     "ScheduleModel",
     "SensorModel",
     "SourceModel",

@@ -31,6 +31,13 @@ attributes:
     # parser_config: {{chunk_token_num: 256}}
     # embedding_model: BAAI/bge-large-zh-v1.5@BAAI
 
+  # Or, instead of dataset: route the source into several datasets (first match wins; one
+  # asset per dataset, one listing per run; partitioning must stay none):
+  # routes:
+  #   - {{glob: "engineering/**", dataset: eng}}
+  #   - {{glob: ["policies/**", "*.policy.md"], dataset: {{name: policies, chunk_method: naive}}}}
+  # default_dataset: general      # else files no route matches are skipped as "unrouted"
+
   # Which files take part (all optional; the legacy uploader's filters).
   filters:
     exclude_dirs: [.git, node_modules, __pycache__]

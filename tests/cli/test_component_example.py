@@ -90,3 +90,46 @@ def test_without_ragflow_settings_it_falls_back_to_the_embedded_sandbox(tmp_path
         pass
     else:  # pragma: no cover
         raise AssertionError("the embedded sandbox outlived its process")
+
+
+def test_the_routed_ingestion_fills_three_datasets_from_one_listing(
+    ragflow_sandbox_factory, tmp_path, monkeypatch
+):
+    import dagster as dg
+
+    sb = ragflow_sandbox_factory()  # its own server: the example's dataset names are fixed
+    monkeypatch.setenv("RAGFLOW_BASE_URL", sb.base_url)
+    monkeypatch.setenv("RAGFLOW_API_KEY", sb.api_key)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    from component_project.definitions import defs
+
+    job = defs().resolve_job_def("by_team_sync")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    verdicts = {
+        (e.asset_key.path[1], e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert len(verdicts) == 9 and all(verdicts.values())
+    files = sorted(
+        p.relative_to(SAMPLE_DOCS).as_posix() for p in SAMPLE_DOCS.rglob("*") if p.is_file()
+    )
+    expected = {
+        "acme_engineering": {f for f in files if f.startswith("engineering/")},
+        "acme_policies": {f for f in files if f.startswith("policies/")},
+        "acme_general": {f for f in files if not f.startswith(("engineering/", "policies/"))},
+    }
+    headers = {"Authorization": f"Bearer {sb.api_key}"}
+    for name, paths in expected.items():
+        ds = requests.get(
+            f"{sb.base_url}/api/v1/datasets", params={"name": name}, headers=headers
+        ).json()["data"][0]
+        docs = requests.get(
+            f"{sb.base_url}/api/v1/datasets/{ds['id']}/documents",
+            params={"page_size": 100},
+            headers=headers,
+        ).json()["data"]["docs"]
+        assert {d["meta_fields"]["source_path"] for d in docs} == paths, name
+        assert all(d["run"] == "DONE" for d in docs)

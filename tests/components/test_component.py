@@ -253,8 +253,13 @@ def test_top_level_type_name_loads(tmp_path):
 def test_example_project_loads_with_its_sensors(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
     defs = dg.load_from_defs_folder(path_within_project=EXAMPLE)
-    assert {s.name for s in defs.sensors} == {"acme_handbook_sensor", "product_manuals_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "acme_handbook_sensor",
+        "product_manuals_sensor",
+        "by_team_sensor",
+    }
     assert {s.name for s in defs.schedules} == {
         "acme_handbook_reconcile_schedule",
         "product_manuals_reconcile_schedule",
+        "by_team_reconcile_schedule",
     }
