@@ -251,7 +251,7 @@ class RAGFlowResource(dg.ConfigurableResource):
                 dataset_name=dataset_rec.name,
                 inventory=inventory,
                 documents=docs,
-                log=context.log,  # type: ignore[arg-type]
+                log=context.log,
                 api_calls_since=calls0,
             )
         except SyncAbortedError as exc:

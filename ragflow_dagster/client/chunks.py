@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ragflow_dagster.client.errors import RAGFlowIncompleteListingError
 from ragflow_dagster.client.models import Chunk, RetrievalResult
 from ragflow_dagster.client.paging import Paging
 from ragflow_dagster.client.params import batches, count_from, id_list
-from ragflow_dagster.client.transport import MAX_IDS_PER_CALL, MAX_PAGE_SIZE, Reply
+from ragflow_dagster.client.transport import API_PREFIX, MAX_IDS_PER_CALL, MAX_PAGE_SIZE, Reply
 
 __all__ = ["Chunks"]
 
@@ -33,10 +34,14 @@ class Chunks(Paging):
         """
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         params = {**filters, "keywords": keywords, "page": page, "page_size": size}
-        reply = self._request(
-            "GET", f"/datasets/{dataset_id}/documents/{document_id}/chunks", params=params
-        )
-        items, total = _chunks_page(reply)
+        path = f"/datasets/{dataset_id}/documents/{document_id}/chunks"
+        reply = self._request("GET", path, params=params)
+        page_items = _chunks_page(reply)
+        if page_items is None:
+            raise RAGFlowIncompleteListingError(
+                "a chunk page came back without data", method="GET", route=API_PREFIX + path
+            )
+        items, total = page_items
         return [Chunk.from_api(c) for c in items], total if total is not None else len(items)
 
     def iter_chunks(

@@ -9,7 +9,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, BinaryIO
+from typing import Any, Protocol
 
 import requests
 
@@ -25,9 +25,16 @@ from ragflow_dagster.client.models import Document
 from ragflow_dagster.client.paging import Paging
 from ragflow_dagster.client.params import batches, count_from, id_list, is_not_found
 from ragflow_dagster.client.transport import API_PREFIX, MAX_IDS_PER_CALL, Reply
-from ragflow_dagster.client.upload import MultipartBody, UploadFile, plan_batches
+from ragflow_dagster.client.upload import MultipartBody, Stream, UploadFile, plan_batches
 
-__all__ = ["Documents"]
+__all__ = ["BytesSink", "Documents"]
+
+
+class BytesSink(Protocol):
+    """Where :meth:`Documents.download_document` writes: anything with ``write(bytes)`` (a file
+    opened ``"wb"``, ``io.BytesIO``, a sink that only hashes)."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class Documents(Paging):
@@ -110,13 +117,14 @@ class Documents(Paging):
         path = f"/datasets/{dataset_id}/documents"
         names = [f.name for f in batch]
         sizes = [f.resolved_size() for f in batch]
-        starts: dict[int, int] = {}
+        starts: list[tuple[Stream, int]] = []  # the caller's streams and where they start
         rewindable = True
-        for i, f in enumerate(batch):
-            if f.is_stream:
+        for f in batch:
+            stream = f.stream
+            if stream is not None:
                 try:
-                    if f.source.seekable():  # type: ignore[union-attr]
-                        starts[i] = f.source.tell()  # type: ignore[union-attr]
+                    if stream.seekable():
+                        starts.append((stream, stream.tell()))
                     else:
                         rewindable = False
                 except (AttributeError, OSError, ValueError):
@@ -126,8 +134,8 @@ class Documents(Paging):
 
         def factory() -> MultipartBody:
             if not first[0]:
-                for i, pos in starts.items():
-                    batch[i].source.seek(pos)  # type: ignore[union-attr]
+                for stream, pos in starts:
+                    stream.seek(pos)
             first[0] = False
             return MultipartBody(batch, boundary=boundary, sizes=sizes)
 
@@ -208,7 +216,7 @@ class Documents(Paging):
         )
 
     def download_document(
-        self, dataset_id: str, document_id: str, dest: str | os.PathLike[str] | BinaryIO
+        self, dataset_id: str, document_id: str, dest: str | os.PathLike[str] | BytesSink
     ) -> int:
         """Stream a document's original file to a path or a writable binary stream.
 
@@ -250,7 +258,7 @@ class Documents(Paging):
         finally:
             resp.close()
 
-    def _copy_reply(self, reply: Reply, out: IO[bytes], path: str) -> int:
+    def _copy_reply(self, reply: Reply, out: BytesSink, path: str) -> int:
         if "_content" in reply.body:
             data = reply.body["_content"]
             out.write(data)

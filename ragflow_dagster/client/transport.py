@@ -454,7 +454,8 @@ class Transport:
         )
         if err is not None:
             raise err
-        return Reply(body=payload, status=resp.status_code, attempts=attempt, response=resp)
+        envelope = payload if isinstance(payload, dict) else {}  # a 2xx without a JSON object
+        return Reply(body=envelope, status=resp.status_code, attempts=attempt, response=resp)
 
     def _stream_reply(
         self, resp: requests.Response, method: str, route: str, attempt: int
