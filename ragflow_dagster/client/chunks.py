@@ -30,7 +30,9 @@ class Chunks(Paging):
         """Return one page of a document's chunks and the total.
 
         Example:
-            >>> chunks, total = client.list_chunks(ds.id, doc.id)  # doctest: +SKIP
+            >>> chunks, total = client.list_chunks(ds.id, doc.id)
+            >>> total, chunks[0].document_name
+            (1, 'a.txt')
         """
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         params = {**filters, "keywords": keywords, "page": page, "page_size": size}
@@ -56,8 +58,8 @@ class Chunks(Paging):
         """Iterate over a document's chunks, paging transparently.
 
         Example:
-            >>> text = "\\n".join(c.content for c in client.iter_chunks(ds.id, doc.id))
-            ... # doctest: +SKIP
+            >>> "\\n".join(c.content for c in client.iter_chunks(ds.id, doc.id))
+            'RAGFlow is an open-source RAG engine based on deep document understanding.'
         """
         params = {**filters, "keywords": keywords}
         seen: set[str] = set()
@@ -89,7 +91,8 @@ class Chunks(Paging):
         :class:`~ragflow_dagster.client.errors.RAGFlowOutcomeUnknownError`).
 
         Example:
-            >>> client.add_chunk(ds.id, doc.id, "RAGFlow is a RAG engine.")  # doctest: +SKIP
+            >>> client.add_chunk(ds.id, doc.id, "RAGFlow is a RAG engine.").content
+            'RAGFlow is a RAG engine.'
         """
         body: dict[str, Any] = {"content": content}
         if important_keywords is not None:
@@ -122,7 +125,9 @@ class Chunks(Paging):
         """Change a chunk's content, keywords, questions or availability (PATCH, else PUT).
 
         Example:
-            >>> client.update_chunk(ds.id, doc.id, chunk.id, available=False)  # doctest: +SKIP
+            >>> client.update_chunk(ds.id, doc.id, chunk.id, available=False)
+            >>> [c.available for c in client.iter_chunks(ds.id, doc.id)]
+            [False]
         """
         body: dict[str, Any] = {}
         if content is not None:
@@ -146,7 +151,7 @@ class Chunks(Paging):
         An empty list sends nothing (a missing list means "all chunks" to the server).
 
         Example:
-            >>> client.delete_chunks(ds.id, doc.id, [chunk.id])  # doctest: +SKIP
+            >>> client.delete_chunks(ds.id, doc.id, [chunk.id])
             1
         """
         unique_ids = id_list(chunk_ids, "chunk_ids")
@@ -191,8 +196,9 @@ class Chunks(Paging):
         "value": "bob"}]}``.
 
         Example:
-            >>> res = client.retrieve("What is RAGFlow?", dataset_ids=[ds.id])  # doctest: +SKIP
-            >>> [(c.document_name, round(c.similarity, 2)) for c in res.chunks]  # doctest: +SKIP
+            >>> res = client.retrieve("deep document understanding", dataset_ids=[ds.id])
+            >>> res.chunks[0].document_name, res.chunks[0].similarity > 0.5
+            ('a.txt', True)
         """
         body: dict[str, Any] = {
             "question": question,
@@ -227,8 +233,10 @@ class Chunks(Paging):
         ``{key: [[value, count], ...]}``; both come back in the newer shape.
 
         Example:
-            >>> client.metadata_summary(ds.id)  # doctest: +SKIP
-            {'author': {'type': 'string', 'values': [['alice', 2], ['bob', 1]]}}
+            >>> _ = client.update_document(ds.id, docs[0].id, meta_fields={"author": "alice"})
+            >>> _ = client.update_document(ds.id, docs[1].id, meta_fields={"author": "bob"})
+            >>> client.metadata_summary(ds.id)
+            {'author': {'type': 'string', 'values': [['alice', 1], ['bob', 1]]}}
         """
         params = {}
         if document_ids:
@@ -264,9 +272,11 @@ class Chunks(Paging):
         nothing for an empty ``document_ids`` list. Returns ``{"updated", "matched_docs"}``.
 
         Example:
-            >>> client.update_metadata(ds.id, document_ids=[doc.id],  # doctest: +SKIP
+            >>> client.update_metadata(ds.id, document_ids=[doc.id],
             ...                        updates=[{"key": "team", "value": "docs"}])
             {'updated': 1, 'matched_docs': 1}
+            >>> client.get_document(ds.id, doc.id).meta_fields
+            {'team': 'docs'}
         """
         if document_ids is not None and len(document_ids) == 0 and not metadata_condition:
             return {"updated": 0, "matched_docs": 0}

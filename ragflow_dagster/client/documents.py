@@ -53,7 +53,10 @@ class Documents(Paging):
         sizes come from ``UploadFile.size``, the file system or the stream position.
 
         Example:
-            >>> batches = list(client.iter_upload_batches(files, max_files=10))  # doctest: +SKIP
+            >>> import io
+            >>> files = [UploadFile(f"n{i}.txt", io.BytesIO(b"x")) for i in range(25)]
+            >>> [len(batch) for batch in client.iter_upload_batches(files, max_files=10)]
+            [10, 10, 5]
         """
         return plan_batches(
             files,
@@ -78,10 +81,16 @@ class Documents(Paging):
                 stored).
 
         Example:
-            >>> docs = client.upload_documents(ds.id, [  # doctest: +SKIP
-            ...     UploadFile("a.pdf", "/data/a.pdf"),
-            ...     UploadFile("b.txt", lambda: s3.get_object(Bucket=b, Key=k)["Body"], size=n),
-            ... ])
+            >>> import io, os
+            >>> path = os.path.join(tmp, "c.txt")
+            >>> with open(path, "wb") as f:
+            ...     _ = f.write(b"from a path")
+            >>> docs = client.upload_documents(ds.id, [
+            ...     UploadFile("c.txt", path),
+            ...     UploadFile("d.txt", lambda: io.BytesIO(b"from a callable"), size=15),
+            ... ])  # a callable could return s3.get_object(Bucket=b, Key=k)["Body"]
+            >>> [(d.name, d.size, d.run) for d in docs]
+            [('c.txt', 11, 'UNSTART'), ('d.txt', 15, 'UNSTART')]
         """
         file_list = list(files)
         batches = list(self.iter_upload_batches(file_list))
@@ -202,7 +211,7 @@ class Documents(Paging):
             RAGFlowNotFoundError: The dataset has no such document.
 
         Example:
-            >>> client.get_document(ds.id, doc_id).run  # doctest: +SKIP
+            >>> client.get_document(ds.id, doc.id).run
             'DONE'
         """
         docs, _ = self.list_documents(dataset_id, id=document_id, page_size=1)
@@ -224,8 +233,9 @@ class Documents(Paging):
         place, so a failed download never leaves a partial file. Returns the bytes written.
 
         Example:
-            >>> client.download_document(ds.id, doc.id, "/tmp/a.pdf")  # doctest: +SKIP
-            18231
+            >>> import os
+            >>> client.download_document(ds.id, doc.id, os.path.join(tmp, "a.txt"))
+            74
         """
         path = f"/datasets/{dataset_id}/documents/{document_id}"
         try:
@@ -307,8 +317,8 @@ class Documents(Paging):
         without data (before v0.25). Changing ``chunk_method`` resets the document's parse.
 
         Example:
-            >>> client.update_document(ds.id, doc.id, meta_fields={"source_path": "a/b.pdf"})
-            ... # doctest: +SKIP
+            >>> client.update_document(ds.id, doc.id, meta_fields={"path": "a/b.txt"}).meta_fields
+            {'path': 'a/b.txt'}
         """
         body: dict[str, Any] = {}
         if name is not None:
@@ -341,8 +351,8 @@ class Documents(Paging):
         Ids go out in lists of at most 100.
 
         Example:
-            >>> client.delete_documents(ds.id, [doc.id])  # doctest: +SKIP
-            1
+            >>> client.delete_documents(ds.id, [doc.id]), client.delete_documents(ds.id, [])
+            (1, 0)
         """
         unique_ids = id_list(ids, "ids")
         path = f"/datasets/{dataset_id}/documents"

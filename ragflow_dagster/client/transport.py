@@ -535,6 +535,6 @@ class Transport:
             RAGFlowUnavailableError: The server cannot be reached.
 
         Example:
-            >>> client.ping()  # doctest: +SKIP
+            >>> client.ping()
         """
         self._request("GET", "/datasets", params={"page": 1, "page_size": 1})

@@ -260,9 +260,13 @@ class S3Source(PagedSource):
             for ``""`` and the key to retry from.
 
         Example:
-            >>> src = S3Source("bucket")  # doctest: +SKIP
-            >>> for items, resume in src.iter_pages(start_after=cursor):  # doctest: +SKIP
-            ...     handle(items); cursor = resume
+            >>> src = S3Source(bucket, page_size=1)  # endpoint and keys from the environment
+            >>> cursor = None
+            >>> for items, resume in src.iter_pages(start_after=cursor):
+            ...     print([i.path for i in items], resume)
+            ...     cursor = resume  # a sensor saves it and resumes there on its next tick
+            ['a.txt'] a.txt
+            ['b.txt'] None
         """
         for entries, skipped, resume in self._pages(start_after, filters):
             items: list[SourceEntry | SkippedEntry] = [*skipped, *entries]

@@ -176,11 +176,15 @@ def sync_source(
         The :class:`SyncReport`.
 
     Example:
-        >>> from ragflow_dagster import RAGFlowClient, LocalFolderSource, sync_source
-        >>> client = RAGFlowClient("http://127.0.0.1:9380", "ragflow-...")  # doctest: +SKIP
-        >>> report = sync_source(client, LocalFolderSource("docs"), "ds-id")  # doctest: +SKIP
-        >>> report.counts["uploaded"]  # doctest: +SKIP
-        12
+        >>> from ragflow_dagster import LocalFolderSource
+        >>> for name in ("x.txt", "y.txt"):
+        ...     with open(f"{tmp}/{name}", "w") as f:
+        ...         _ = f.write(name)
+        >>> handbook = client.create_dataset("handbook")
+        >>> first = sync_source(client, LocalFolderSource(tmp), handbook.id)
+        >>> again = sync_source(client, LocalFolderSource(tmp), handbook.id)
+        >>> first.counts["uploaded"], again.counts["uploaded"], again.counts["unchanged"]
+        (2, 0, 2)
     """
     opts = options or SyncOptions()
     log = log or logger

@@ -98,9 +98,10 @@ class SandboxServer:
     Obtain one from :func:`run_sandbox`; ``base_url`` has no ``/api/v1`` suffix.
 
     Example:
-        >>> with run_sandbox() as server:  # doctest: +SKIP
-        ...     server.set_faults(rate=0.5, kinds=["503"])
-        ...     server.clear_faults()
+        >>> with run_sandbox() as server:
+        ...     _ = server.set_faults(rate=0.5, kinds=["503"])
+        ...     server.faults()["rate"], server.clear_faults()["rate"]
+        (0.5, 0.0)
     """
 
     def __init__(
@@ -366,7 +367,7 @@ def run_sandbox(
 
     Example:
         >>> import requests
-        >>> with run_sandbox() as server:  # doctest: +SKIP
+        >>> with run_sandbox() as server:
         ...     r = requests.get(f"{server.base_url}/api/v1/datasets",
         ...                      headers={"Authorization": f"Bearer {server.api_key}"})
         ...     r.json()["code"]
