@@ -454,7 +454,7 @@ class Transport:
         )
         if err is not None:
             raise err
-        envelope = payload if isinstance(payload, dict) else {}  # a 2xx without a JSON object
+        envelope = payload if isinstance(payload, dict) else {}  # (anything else raised above)
         return Reply(body=envelope, status=resp.status_code, attempts=attempt, response=resp)
 
     def _stream_reply(
