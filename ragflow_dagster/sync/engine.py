@@ -103,8 +103,9 @@ def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
         meta = doc.meta_fields
         sha = meta.get(META_SHA256) or None
         token = meta.get(META_CHANGE_TOKEN)
+        raw_size = meta.get(META_SIZE)
         try:
-            size = int(meta.get(META_SIZE))  # type: ignore[arg-type]
+            size = int(raw_size) if raw_size is not None else None
         except (TypeError, ValueError):
             size = None
         if token is not None and label_is_consistent(meta):
