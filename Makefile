@@ -22,7 +22,8 @@ $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund --silent azurite@3
 tools: $(AZURITE)
 
-test: $(STAMP) tools
+# lint first: .ci/run calls `make test`, so lint and type errors fail CI too
+test: $(STAMP) tools lint
 	$(BIN)/python -m pytest -q -m "not soak"
 
 # demo and dev share one persistent Dagster instance (runs, partitions, check results) in .dagster/
@@ -45,6 +46,7 @@ soak: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

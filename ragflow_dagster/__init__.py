@@ -4,11 +4,16 @@ The engine (client, sources, sync) imports nothing from Dagster; the Dagster lay
 assets, checks, sensors, Component) is loaded on first use, so ``from ragflow_dagster import
 RAGFlowClient`` stays cheap for the CLI and library users.
 
-Example:
+Example (``base_url`` and ``api_key`` as ``"http://127.0.0.1:9380"``, ``"ragflow-..."``; ``tmp``
+a folder holding ``a.txt``):
     >>> from ragflow_dagster import RAGFlowClient, LocalFolderSource, sync_source
-    >>> with RAGFlowClient("http://127.0.0.1:9380", "ragflow-...") as client:  # doctest: +SKIP
+    >>> with open(f"{tmp}/a.txt", "w") as f:
+    ...     _ = f.write("hello")
+    >>> with RAGFlowClient(base_url, api_key) as client:
     ...     ds = client.create_dataset("handbook")
-    ...     print(sync_source(client, LocalFolderSource("docs"), ds.id).summary())
+    ...     report = sync_source(client, LocalFolderSource(tmp), ds.id)
+    >>> report.converged, report.counts["uploaded"], report.counts["parsed"]
+    (True, 1, 1)
 """
 
 from __future__ import annotations

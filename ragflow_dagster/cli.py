@@ -449,8 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ragflow-dagster`` console script.
 
     Example:
-        >>> main(["--version"])  # doctest: +SKIP
-        ragflow-dagster 0.1.0
+        >>> main(["--version"])
+        Traceback (most recent call last):
+        SystemExit: 0
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import requests
 
@@ -166,11 +167,18 @@ def dataset_from_env() -> str:
     return os.environ.get("RAGFLOW_DATASET", "").strip() or DEFAULT_DATASET
 
 
-def partitioning_from_env() -> str:
+_PARTITIONINGS: dict[str, Literal["none", "shards", "files"]] = {
+    "none": "none",
+    "shards": "shards",
+    "files": "files",
+}
+
+
+def partitioning_from_env() -> Literal["none", "shards", "files"]:
     value = os.environ.get("RAGFLOW_PARTITIONING", "none").strip() or "none"
-    if value not in ("none", "shards", "files"):
+    if value not in _PARTITIONINGS:
         raise ValueError(f"RAGFLOW_PARTITIONING must be none, shards or files, got {value!r}")
-    return value
+    return _PARTITIONINGS[value]
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,7 @@ def build_project(server: ServerInfo | None = None) -> Project:
     ingestion = build_ragflow_ingestion(
         source=source_from_env(),
         dataset=dataset_from_env(),
-        partitioning=partitioning_from_env(),  # type: ignore[arg-type]
+        partitioning=partitioning_from_env(),
     )
     if info.embedded:
         resource = RAGFlowResource(base_url=info.base_url, api_key=info.api_key)

@@ -94,7 +94,10 @@ class RAGFlowResource(dg.ConfigurableResource):
         """Return this resource's client (created on first use, then shared; thread-safe).
 
         Example:
-            >>> docs = list(ragflow.get_client().iter_documents(dataset_id))  # doctest: +SKIP
+            >>> [d.name for d in ragflow.get_client().iter_documents(ds.id)]
+            ['a.txt', 'b.txt']
+            >>> ragflow.get_client() is ragflow.get_client()
+            True
         """
         with self._lock:
             if self._client is None:
@@ -154,8 +157,10 @@ class RAGFlowResource(dg.ConfigurableResource):
         :func:`ragflow_dagster.client.ensure_dataset` with :meth:`get_client`.
 
         Example:
-            >>> ds = ragflow.ensure_dataset("manuals", chunk_method="naive",  # doctest: +SKIP
-            ...                             parser_config={"chunk_token_num": 256})
+            >>> policies = ragflow.ensure_dataset("policies", chunk_method="naive",
+            ...                                   parser_config={"chunk_token_num": 256})
+            >>> policies.name, policies.parser_config["chunk_token_num"]
+            ('policies', 256)
         """
         result = ensure_dataset(
             self.get_client(),
@@ -205,9 +210,14 @@ class RAGFlowResource(dg.ConfigurableResource):
             ``MaterializeResult``, ``AssetMaterialization`` and ``AssetCheckResult`` events.
 
         Example:
-            >>> @ragflow_ingestion_assets(target=target)  # doctest: +SKIP
-            ... def handbook(context: dg.AssetExecutionContext, ragflow: RAGFlowResource):
-            ...     yield from ragflow.sync(context=context)
+            >>> import dagster as dg
+            >>> from ragflow_dagster import RAGFlowTarget, ragflow_ingestion_assets
+            >>> target = RAGFlowTarget.create(source=tmp, dataset="handbook")
+            >>> @ragflow_ingestion_assets(target=target, required_resource_keys={"ragflow"})
+            ... def handbook(context):  # or (context: dg.AssetExecutionContext, ragflow: ...)
+            ...     yield from context.resources.ragflow.sync(context=context)
+            >>> dg.materialize([handbook], resources={"ragflow": ragflow}).success
+            True
         """
         from ragflow_dagster.events import RunView, sync_events
 
@@ -254,7 +264,7 @@ class RAGFlowResource(dg.ConfigurableResource):
                 dataset_name=dataset_rec.name,
                 inventory=inventory,
                 documents=docs,
-                log=context.log,  # type: ignore[arg-type]
+                log=context.log,
                 api_calls_since=calls0,
             )
         except SyncAbortedError as exc:

@@ -1,11 +1,14 @@
 """A plain, Dagster-free client for RAGFlow's HTTP API (servers v0.13 through v0.27).
 
-Example:
+Example (``base_url`` and ``api_key`` as ``"http://localhost:9380"``, ``"ragflow-..."``):
+    >>> import io
     >>> from ragflow_dagster.client import RAGFlowClient, UploadFile
-    >>> with RAGFlowClient("http://localhost:9380", "ragflow-...") as client:  # doctest: +SKIP
-    ...     ds = client.find_dataset("manuals") or client.create_dataset("manuals")
-    ...     docs = client.upload_documents(ds.id, [UploadFile("a.pdf", "/data/a.pdf")])
+    >>> with RAGFlowClient(base_url, api_key) as client:
+    ...     ds = client.find_dataset("handbook") or client.create_dataset("handbook")
+    ...     docs = client.upload_documents(ds.id, [UploadFile("c.txt", io.BytesIO(b"hello"))])
     ...     client.parse_documents(ds.id, [d.id for d in docs])
+    >>> [d.name for d in docs]
+    ['c.txt']
 """
 
 from ragflow_dagster.client.core import MAX_IDS_PER_CALL, MAX_PAGE_SIZE, RAGFlowClient

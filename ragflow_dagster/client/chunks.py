@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ragflow_dagster.client.errors import RAGFlowIncompleteListingError
 from ragflow_dagster.client.models import Chunk, RetrievalResult
 from ragflow_dagster.client.paging import Paging
 from ragflow_dagster.client.params import batches, count_from, id_list
-from ragflow_dagster.client.transport import MAX_IDS_PER_CALL, MAX_PAGE_SIZE, Reply
+from ragflow_dagster.client.transport import API_PREFIX, MAX_IDS_PER_CALL, MAX_PAGE_SIZE, Reply
 
 __all__ = ["Chunks"]
 
@@ -29,14 +30,20 @@ class Chunks(Paging):
         """Return one page of a document's chunks and the total.
 
         Example:
-            >>> chunks, total = client.list_chunks(ds.id, doc.id)  # doctest: +SKIP
+            >>> chunks, total = client.list_chunks(ds.id, doc.id)
+            >>> total, chunks[0].document_name
+            (1, 'a.txt')
         """
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         params = {**filters, "keywords": keywords, "page": page, "page_size": size}
-        reply = self._request(
-            "GET", f"/datasets/{dataset_id}/documents/{document_id}/chunks", params=params
-        )
-        items, total = _chunks_page(reply)
+        path = f"/datasets/{dataset_id}/documents/{document_id}/chunks"
+        reply = self._request("GET", path, params=params)
+        page_items = _chunks_page(reply)
+        if page_items is None:
+            raise RAGFlowIncompleteListingError(
+                "a chunk page came back without data", method="GET", route=API_PREFIX + path
+            )
+        items, total = page_items
         return [Chunk.from_api(c) for c in items], total if total is not None else len(items)
 
     def iter_chunks(
@@ -51,8 +58,8 @@ class Chunks(Paging):
         """Iterate over a document's chunks, paging transparently.
 
         Example:
-            >>> text = "\\n".join(c.content for c in client.iter_chunks(ds.id, doc.id))
-            ... # doctest: +SKIP
+            >>> "\\n".join(c.content for c in client.iter_chunks(ds.id, doc.id))
+            'RAGFlow is an open-source RAG engine based on deep document understanding.'
         """
         params = {**filters, "keywords": keywords}
         seen: set[str] = set()
@@ -84,7 +91,8 @@ class Chunks(Paging):
         :class:`~ragflow_dagster.client.errors.RAGFlowOutcomeUnknownError`).
 
         Example:
-            >>> client.add_chunk(ds.id, doc.id, "RAGFlow is a RAG engine.")  # doctest: +SKIP
+            >>> client.add_chunk(ds.id, doc.id, "RAGFlow is a RAG engine.").content
+            'RAGFlow is a RAG engine.'
         """
         body: dict[str, Any] = {"content": content}
         if important_keywords is not None:
@@ -117,7 +125,9 @@ class Chunks(Paging):
         """Change a chunk's content, keywords, questions or availability (PATCH, else PUT).
 
         Example:
-            >>> client.update_chunk(ds.id, doc.id, chunk.id, available=False)  # doctest: +SKIP
+            >>> client.update_chunk(ds.id, doc.id, chunk.id, available=False)
+            >>> [c.available for c in client.iter_chunks(ds.id, doc.id)]
+            [False]
         """
         body: dict[str, Any] = {}
         if content is not None:
@@ -141,7 +151,7 @@ class Chunks(Paging):
         An empty list sends nothing (a missing list means "all chunks" to the server).
 
         Example:
-            >>> client.delete_chunks(ds.id, doc.id, [chunk.id])  # doctest: +SKIP
+            >>> client.delete_chunks(ds.id, doc.id, [chunk.id])
             1
         """
         unique_ids = id_list(chunk_ids, "chunk_ids")
@@ -186,8 +196,9 @@ class Chunks(Paging):
         "value": "bob"}]}``.
 
         Example:
-            >>> res = client.retrieve("What is RAGFlow?", dataset_ids=[ds.id])  # doctest: +SKIP
-            >>> [(c.document_name, round(c.similarity, 2)) for c in res.chunks]  # doctest: +SKIP
+            >>> res = client.retrieve("deep document understanding", dataset_ids=[ds.id])
+            >>> res.chunks[0].document_name, res.chunks[0].similarity > 0.5
+            ('a.txt', True)
         """
         body: dict[str, Any] = {
             "question": question,
@@ -222,8 +233,10 @@ class Chunks(Paging):
         ``{key: [[value, count], ...]}``; both come back in the newer shape.
 
         Example:
-            >>> client.metadata_summary(ds.id)  # doctest: +SKIP
-            {'author': {'type': 'string', 'values': [['alice', 2], ['bob', 1]]}}
+            >>> _ = client.update_document(ds.id, docs[0].id, meta_fields={"author": "alice"})
+            >>> _ = client.update_document(ds.id, docs[1].id, meta_fields={"author": "bob"})
+            >>> client.metadata_summary(ds.id)
+            {'author': {'type': 'string', 'values': [['alice', 1], ['bob', 1]]}}
         """
         params = {}
         if document_ids:
@@ -259,9 +272,11 @@ class Chunks(Paging):
         nothing for an empty ``document_ids`` list. Returns ``{"updated", "matched_docs"}``.
 
         Example:
-            >>> client.update_metadata(ds.id, document_ids=[doc.id],  # doctest: +SKIP
+            >>> client.update_metadata(ds.id, document_ids=[doc.id],
             ...                        updates=[{"key": "team", "value": "docs"}])
             {'updated': 1, 'matched_docs': 1}
+            >>> client.get_document(ds.id, doc.id).meta_fields
+            {'team': 'docs'}
         """
         if document_ids is not None and len(document_ids) == 0 and not metadata_condition:
             return {"updated": 0, "matched_docs": 0}

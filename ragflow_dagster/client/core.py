@@ -69,14 +69,16 @@ class RAGFlowClient(Datasets, Documents, Parsing, Chunks):
             raised with its ``retry_after`` so the caller can schedule.
         verify: TLS verification (``False`` or a CA bundle path for self-signed servers).
 
-    Example:
+    Example (``base_url`` and ``api_key`` as ``"http://localhost:9380"``, ``"ragflow-..."``):
+        >>> import io
         >>> from ragflow_dagster.client import RAGFlowClient, UploadFile
-        >>> with RAGFlowClient("http://localhost:9380", "ragflow-...") as client:  # doctest: +SKIP
-        ...     ds = client.find_dataset("manuals") or client.create_dataset("manuals")
-        ...     docs = client.upload_documents(ds.id, [UploadFile("a.pdf", "/data/a.pdf")])
+        >>> with RAGFlowClient(base_url, api_key) as client:
+        ...     ds = client.find_dataset("handbook") or client.create_dataset("handbook")
+        ...     docs = client.upload_documents(ds.id, [UploadFile("c.txt", io.BytesIO(b"hi"))])
         ...     client.parse_documents(ds.id, [d.id for d in docs])
-        ...     for doc in client.iter_documents(ds.id, run=["RUNNING", "UNSTART"]):
-        ...         print(doc.name, doc.progress)
+        ...     for doc in client.iter_documents(ds.id, run=["UNSTART", "RUNNING", "DONE"]):
+        ...         print(doc.name, doc.size)
+        c.txt 2
     """
 
     def __enter__(self) -> RAGFlowClient:

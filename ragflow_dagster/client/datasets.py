@@ -39,8 +39,10 @@ class Datasets(Transport):
         get-or-create by name.
 
         Example:
-            >>> ds = client.create_dataset("manuals", chunk_method="naive",  # doctest: +SKIP
-            ...                            parser_config={"chunk_token_num": 256})
+            >>> policies = client.create_dataset("policies", chunk_method="naive",
+            ...                                  parser_config={"chunk_token_num": 256})
+            >>> policies.name, policies.chunk_method, policies.parser_config["chunk_token_num"]
+            ('policies', 'naive', 256)
         """
         body: dict[str, Any] = {"name": name}
         for key, value in (
@@ -85,7 +87,7 @@ class Datasets(Transport):
             RAGFlowNotFoundError: No such dataset visible to this key.
 
         Example:
-            >>> client.get_dataset("3b4de7d4241d11f0a6a79f24fc270c7f").name  # doctest: +SKIP
+            >>> client.get_dataset(ds.id).name
             'manuals'
         """
         reply = self._request("GET", "/datasets", params={"id": dataset_id, "page": 1})
@@ -100,8 +102,8 @@ class Datasets(Transport):
         """Return the dataset with this exact name (case-insensitive, as the server), or ``None``.
 
         Example:
-            >>> client.find_dataset("manuals") is None  # doctest: +SKIP
-            False
+            >>> client.find_dataset("Manuals").id == ds.id, client.find_dataset("nope")
+            (True, None)
         """
         try:
             reply = self._request("GET", "/datasets", params={"name": name, "page": 1})
@@ -119,7 +121,8 @@ class Datasets(Transport):
         ``None`` values are not sent. Returns the dataset as stored after the change.
 
         Example:
-            >>> client.update_dataset(ds.id, description="Product manuals")  # doctest: +SKIP
+            >>> client.update_dataset(ds.id, description="Product manuals").description
+            'Product manuals'
         """
         body = {k: v for k, v in fields.items() if v is not None}
         if not body:
@@ -136,8 +139,8 @@ class Datasets(Transport):
         (it meant "delete all" before v0.25).
 
         Example:
-            >>> client.delete_datasets([ds.id])  # doctest: +SKIP
-            1
+            >>> client.delete_datasets([ds.id]), client.find_dataset("manuals")
+            (1, None)
         """
         unique_ids = id_list(ids, "ids")
         deleted = 0

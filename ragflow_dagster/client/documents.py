@@ -9,7 +9,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, BinaryIO
+from typing import Any, Protocol
 
 import requests
 
@@ -25,9 +25,16 @@ from ragflow_dagster.client.models import Document
 from ragflow_dagster.client.paging import Paging
 from ragflow_dagster.client.params import batches, count_from, id_list, is_not_found
 from ragflow_dagster.client.transport import API_PREFIX, MAX_IDS_PER_CALL, Reply
-from ragflow_dagster.client.upload import MultipartBody, UploadFile, plan_batches
+from ragflow_dagster.client.upload import MultipartBody, Stream, UploadFile, plan_batches
 
-__all__ = ["Documents"]
+__all__ = ["BytesSink", "Documents"]
+
+
+class BytesSink(Protocol):
+    """Where :meth:`Documents.download_document` writes: anything with ``write(bytes)`` (a file
+    opened ``"wb"``, ``io.BytesIO``, a sink that only hashes)."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class Documents(Paging):
@@ -46,7 +53,10 @@ class Documents(Paging):
         sizes come from ``UploadFile.size``, the file system or the stream position.
 
         Example:
-            >>> batches = list(client.iter_upload_batches(files, max_files=10))  # doctest: +SKIP
+            >>> import io
+            >>> files = [UploadFile(f"n{i}.txt", io.BytesIO(b"x")) for i in range(25)]
+            >>> [len(batch) for batch in client.iter_upload_batches(files, max_files=10)]
+            [10, 10, 5]
         """
         return plan_batches(
             files,
@@ -71,10 +81,16 @@ class Documents(Paging):
                 stored).
 
         Example:
-            >>> docs = client.upload_documents(ds.id, [  # doctest: +SKIP
-            ...     UploadFile("a.pdf", "/data/a.pdf"),
-            ...     UploadFile("b.txt", lambda: s3.get_object(Bucket=b, Key=k)["Body"], size=n),
-            ... ])
+            >>> import io, os
+            >>> path = os.path.join(tmp, "c.txt")
+            >>> with open(path, "wb") as f:
+            ...     _ = f.write(b"from a path")
+            >>> docs = client.upload_documents(ds.id, [
+            ...     UploadFile("c.txt", path),
+            ...     UploadFile("d.txt", lambda: io.BytesIO(b"from a callable"), size=15),
+            ... ])  # a callable could return s3.get_object(Bucket=b, Key=k)["Body"]
+            >>> [(d.name, d.size, d.run) for d in docs]
+            [('c.txt', 11, 'UNSTART'), ('d.txt', 15, 'UNSTART')]
         """
         file_list = list(files)
         batches = list(self.iter_upload_batches(file_list))
@@ -110,13 +126,14 @@ class Documents(Paging):
         path = f"/datasets/{dataset_id}/documents"
         names = [f.name for f in batch]
         sizes = [f.resolved_size() for f in batch]
-        starts: dict[int, int] = {}
+        starts: list[tuple[Stream, int]] = []  # the caller's streams and where they start
         rewindable = True
-        for i, f in enumerate(batch):
-            if f.is_stream:
+        for f in batch:
+            stream = f.stream
+            if stream is not None:
                 try:
-                    if f.source.seekable():  # type: ignore[union-attr]
-                        starts[i] = f.source.tell()  # type: ignore[union-attr]
+                    if stream.seekable():
+                        starts.append((stream, stream.tell()))
                     else:
                         rewindable = False
                 except (AttributeError, OSError, ValueError):
@@ -126,8 +143,8 @@ class Documents(Paging):
 
         def factory() -> MultipartBody:
             if not first[0]:
-                for i, pos in starts.items():
-                    batch[i].source.seek(pos)  # type: ignore[union-attr]
+                for stream, pos in starts:
+                    stream.seek(pos)
             first[0] = False
             return MultipartBody(batch, boundary=boundary, sizes=sizes)
 
@@ -194,7 +211,7 @@ class Documents(Paging):
             RAGFlowNotFoundError: The dataset has no such document.
 
         Example:
-            >>> client.get_document(ds.id, doc_id).run  # doctest: +SKIP
+            >>> client.get_document(ds.id, doc.id).run
             'DONE'
         """
         docs, _ = self.list_documents(dataset_id, id=document_id, page_size=1)
@@ -208,7 +225,7 @@ class Documents(Paging):
         )
 
     def download_document(
-        self, dataset_id: str, document_id: str, dest: str | os.PathLike[str] | BinaryIO
+        self, dataset_id: str, document_id: str, dest: str | os.PathLike[str] | BytesSink
     ) -> int:
         """Stream a document's original file to a path or a writable binary stream.
 
@@ -216,8 +233,9 @@ class Documents(Paging):
         place, so a failed download never leaves a partial file. Returns the bytes written.
 
         Example:
-            >>> client.download_document(ds.id, doc.id, "/tmp/a.pdf")  # doctest: +SKIP
-            18231
+            >>> import os
+            >>> client.download_document(ds.id, doc.id, os.path.join(tmp, "a.txt"))
+            74
         """
         path = f"/datasets/{dataset_id}/documents/{document_id}"
         try:
@@ -250,7 +268,7 @@ class Documents(Paging):
         finally:
             resp.close()
 
-    def _copy_reply(self, reply: Reply, out: IO[bytes], path: str) -> int:
+    def _copy_reply(self, reply: Reply, out: BytesSink, path: str) -> int:
         if "_content" in reply.body:
             data = reply.body["_content"]
             out.write(data)
@@ -299,8 +317,8 @@ class Documents(Paging):
         without data (before v0.25). Changing ``chunk_method`` resets the document's parse.
 
         Example:
-            >>> client.update_document(ds.id, doc.id, meta_fields={"source_path": "a/b.pdf"})
-            ... # doctest: +SKIP
+            >>> client.update_document(ds.id, doc.id, meta_fields={"path": "a/b.txt"}).meta_fields
+            {'path': 'a/b.txt'}
         """
         body: dict[str, Any] = {}
         if name is not None:
@@ -333,8 +351,8 @@ class Documents(Paging):
         Ids go out in lists of at most 100.
 
         Example:
-            >>> client.delete_documents(ds.id, [doc.id])  # doctest: +SKIP
-            1
+            >>> client.delete_documents(ds.id, [doc.id]), client.delete_documents(ds.id, [])
+            (1, 0)
         """
         unique_ids = id_list(ids, "ids")
         path = f"/datasets/{dataset_id}/documents"

@@ -155,10 +155,12 @@ def ensure_dataset(
     returned. ``existing``: the dataset as a lookup of ``name`` just returned it (saves a call).
 
     Example:
-        >>> res = ensure_dataset(client, "manuals", chunk_method="naive",  # doctest: +SKIP
+        >>> res = ensure_dataset(client, "policies", chunk_method="naive",
         ...                      parser_config={"chunk_token_num": 256})
-        >>> res.created, res.drift  # doctest: +SKIP
+        >>> res.created, res.drift
         (True, ())
+        >>> ensure_dataset(client, "policies").created
+        False
     """
     log = log or logger
     wanted: dict[str, Any] = {

@@ -133,8 +133,9 @@ class Paging(Transport):
         """Iterate over all datasets visible to the key, paging transparently.
 
         Example:
-            >>> [ds.name for ds in client.iter_datasets()]  # doctest: +SKIP
-            ['manuals', 'policies']
+            >>> _ = client.create_dataset("policies")
+            >>> [d.name for d in client.iter_datasets()]  # newest first
+            ['policies', 'manuals']
         """
 
         def extract(reply: Reply) -> tuple[list[Any], int | None] | None:
@@ -170,7 +171,11 @@ class Paging(Transport):
         dicts JSON, as the server expects.
 
         Example:
-            >>> docs, total = client.list_documents(ds.id, page=2, run="FAIL")  # doctest: +SKIP
+            >>> page, total = client.list_documents(ds.id, page=2, page_size=1, desc=False)
+            >>> [d.name for d in page], total
+            (['b.txt'], 2)
+            >>> client.list_documents(ds.id, run="FAIL")
+            ([], 0)
         """
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         params = {**filters, "orderby": orderby, "desc": desc, "page": page, "page_size": size}
@@ -201,8 +206,10 @@ class Paging(Transport):
         by the server (which applies them after paging).
 
         Example:
-            >>> pending = [d.id for d in client.iter_documents(ds.id, run=["UNSTART", "RUNNING"])]
-            ... # doctest: +SKIP
+            >>> [d.name for d in client.iter_documents(ds.id, run=["DONE"])]
+            ['a.txt', 'b.txt']
+            >>> [d.id for d in client.iter_documents(ds.id, run=["UNSTART", "RUNNING"])]
+            []
         """
         t_from = filters.pop("create_time_from", None)
         t_to = filters.pop("create_time_to", None)
@@ -229,8 +236,8 @@ class Paging(Transport):
         An id missing from the answer is a document that does not exist (any more).
 
         Example:
-            >>> states = {i: d.run for i, d in client.documents_by_id(ds.id, ids).items()}
-            ... # doctest: +SKIP
+            >>> {d.name: d.run for d in client.documents_by_id(ds.id, ids).values()}
+            {'a.txt': 'DONE', 'b.txt': 'DONE'}
         """
         wanted = id_list(ids, "ids")
         found: dict[str, Document] = {}

@@ -27,7 +27,9 @@ class Parsing(Transport):
                 retry that meets its own earlier, lost request counts as success).
 
         Example:
-            >>> client.parse_documents(ds.id, [d.id for d in docs])  # doctest: +SKIP
+            >>> client.parse_documents(ds.id, [d.id for d in docs])
+            >>> client.get_document(ds.id, doc.id).run in ("RUNNING", "DONE")
+            True
         """
         unique_ids = id_list(ids, "ids")
         for batch in batches(unique_ids, MAX_IDS_PER_CALL):
@@ -39,7 +41,10 @@ class Parsing(Transport):
         """Stop parsing documents (``DELETE /datasets/{id}/chunks``; every version has it).
 
         Example:
-            >>> client.stop_parsing(ds.id, [doc.id])  # doctest: +SKIP
+            >>> client.parse_documents(ds.id, [doc.id])
+            >>> client.stop_parsing(ds.id, [doc.id])
+            >>> client.get_document(ds.id, doc.id).run
+            'CANCEL'
         """
         unique_ids = id_list(ids, "ids")
         for batch in batches(unique_ids, MAX_IDS_PER_CALL):
@@ -55,7 +60,9 @@ class Parsing(Transport):
         """Start building the dataset's knowledge graph; return the task id.
 
         Example:
-            >>> task_id = client.run_graphrag(ds.id)  # doctest: +SKIP
+            >>> task_id = client.run_graphrag(ds.id)
+            >>> client.graphrag_status(ds.id).id == task_id
+            True
         """
         return self._run_index(dataset_id, "run_graphrag", "graphrag_task_id")
 
@@ -63,8 +70,11 @@ class Parsing(Transport):
         """Return the dataset's knowledge-graph task, or ``None`` if none was ever started.
 
         Example:
-            >>> client.graphrag_status(ds.id).done  # doctest: +SKIP
+            >>> client.graphrag_status(ds.id) is None
             True
+            >>> _ = client.run_graphrag(ds.id)
+            >>> client.graphrag_status(ds.id).task_type
+            'graph'
         """
         return self._trace_index(dataset_id, "trace_graphrag")
 
@@ -72,7 +82,8 @@ class Parsing(Transport):
         """Return the dataset's knowledge graph (``{"graph": ..., "mind_map": ...}``).
 
         Example:
-            >>> len(client.get_knowledge_graph(ds.id)["graph"].get("nodes", []))  # doctest: +SKIP
+            >>> sorted(client.get_knowledge_graph(ds.id))
+            ['graph', 'mind_map']
         """
         reply = self._request("GET", f"/datasets/{dataset_id}/knowledge_graph")
         return dict(reply.data) if isinstance(reply.data, Mapping) else {}
@@ -81,7 +92,7 @@ class Parsing(Transport):
         """Delete the dataset's knowledge graph.
 
         Example:
-            >>> client.delete_graphrag(ds.id)  # doctest: +SKIP
+            >>> client.delete_graphrag(ds.id)
         """
         self._request("DELETE", f"/datasets/{dataset_id}/knowledge_graph")
 
@@ -89,7 +100,9 @@ class Parsing(Transport):
         """Start building the dataset's RAPTOR summaries; return the task id.
 
         Example:
-            >>> task_id = client.run_raptor(ds.id)  # doctest: +SKIP
+            >>> task_id = client.run_raptor(ds.id)
+            >>> client.raptor_status(ds.id).id == task_id
+            True
         """
         return self._run_index(dataset_id, "run_raptor", "raptor_task_id")
 
@@ -97,7 +110,8 @@ class Parsing(Transport):
         """Return the dataset's RAPTOR task, or ``None`` if none was ever started.
 
         Example:
-            >>> client.raptor_status(ds.id)  # doctest: +SKIP
+            >>> client.raptor_status(ds.id) is None
+            True
         """
         return self._trace_index(dataset_id, "trace_raptor")
 

@@ -454,7 +454,8 @@ class Transport:
         )
         if err is not None:
             raise err
-        return Reply(body=payload, status=resp.status_code, attempts=attempt, response=resp)
+        envelope = payload if isinstance(payload, dict) else {}  # (anything else raised above)
+        return Reply(body=envelope, status=resp.status_code, attempts=attempt, response=resp)
 
     def _stream_reply(
         self, resp: requests.Response, method: str, route: str, attempt: int
@@ -534,6 +535,6 @@ class Transport:
             RAGFlowUnavailableError: The server cannot be reached.
 
         Example:
-            >>> client.ping()  # doctest: +SKIP
+            >>> client.ping()
         """
         self._request("GET", "/datasets", params={"page": 1, "page_size": 1})

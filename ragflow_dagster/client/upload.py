@@ -19,16 +19,21 @@ import mimetypes
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, Union
+from typing import IO, Any, BinaryIO, Union, cast
 
 __all__ = [
     "MultipartBody",
+    "Source",
+    "Stream",
     "UploadFile",
     "UploadSourceError",
     "plan_batches",
 ]
 
-Source = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes], Callable[[], BinaryIO]]
+Stream = BinaryIO | IO[bytes] | io.RawIOBase
+"""An open binary stream: a file object, an S3 body, or a reader built on ``io.RawIOBase``."""
+Source = Union[str, "os.PathLike[str]", Stream, Callable[[], Stream]]
+"""Where an upload's bytes come from: a path, an open stream, or a callable opening one."""
 
 _CRLF = b"\r\n"
 
@@ -87,21 +92,27 @@ class UploadFile:
     @property
     def is_stream(self) -> bool:
         """Whether the source is an already open stream (owned by the caller)."""
-        return not self.is_path and hasattr(self.source, "read")
+        return self.stream is not None
 
     @property
-    def is_factory(self) -> bool:
-        """Whether the source is a callable that opens a fresh stream."""
-        return not self.is_path and not self.is_stream and callable(self.source)
+    def stream(self) -> Stream | None:
+        """The caller's open stream, or ``None`` when the source is a path or a callable."""
+        src = self.source
+        if isinstance(src, (str, os.PathLike)) or not hasattr(src, "read"):
+            return None
+        # anything with read() is used as a stream, even if it is callable as well
+        return cast("Stream", src)
 
     def resolved_size(self) -> int | None:
         """The size in bytes: the declared one, else found without reading (``None``: unknown)."""
         if self.size is not None:
             return self.size
-        if self.is_path:
-            return os.stat(self.source).st_size  # type: ignore[arg-type]
-        if self.is_stream:
-            return _remaining(self.source)  # type: ignore[arg-type]
+        src = self.source
+        if isinstance(src, (str, os.PathLike)):
+            return os.stat(src).st_size
+        stream = self.stream
+        if stream is not None:
+            return _remaining(stream)
         return None
 
     @property
@@ -360,14 +371,17 @@ class MultipartBody:
     def _open(self, part: _Part) -> None:
         f = part.file
         try:
-            if f.is_path:
-                part.stream = open(f.source, "rb")  # type: ignore[arg-type]  # noqa: SIM115
+            src, stream = f.source, f.stream
+            if isinstance(src, (str, os.PathLike)):
+                part.stream = open(src, "rb")  # noqa: SIM115 - closed with the part
                 part.owned = True
-            elif f.is_stream:
-                part.stream = f.source
+            elif stream is not None:
+                part.stream = stream
+            elif callable(src):
+                part.stream = src()
+                part.owned = True
             else:
-                part.stream = f.source()  # type: ignore[operator]
-                part.owned = True
+                raise TypeError(f"{type(src).__name__!r} object is not callable")
         except Exception as exc:
             raise UploadSourceError(f.name, f"cannot open source: {exc}", exc) from exc
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
+from types import MemberDescriptorType
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ragflow_dagster.sources.filters import FileFilters
@@ -302,12 +303,17 @@ def _entry_factory() -> Callable[..., SourceEntry]:
     """
     new = object.__new__
     cls = SourceEntry
-    set_path = cls.path.__set__  # type: ignore[attr-defined]
-    set_size = cls.size.__set__  # type: ignore[attr-defined]
-    set_modified = cls.modified.__set__  # type: ignore[attr-defined]
-    set_token = cls.change_token.__set__  # type: ignore[attr-defined]
-    set_sha = cls.sha256.__set__  # type: ignore[attr-defined]
-    set_mime = cls.mime.__set__  # type: ignore[attr-defined]
+
+    def setter(name: str) -> Callable[[SourceEntry, Any], None]:
+        slot: MemberDescriptorType = vars(cls)[name]  # the slot's descriptor, not the value
+        return slot.__set__
+
+    set_path = setter("path")
+    set_size = setter("size")
+    set_modified = setter("modified")
+    set_token = setter("change_token")
+    set_sha = setter("sha256")
+    set_mime = setter("mime")
 
     def make(
         path: str,

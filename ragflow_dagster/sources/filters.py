@@ -208,20 +208,6 @@ class FileFilters:
         return not (self.mime_types or self.content_patterns or self.min_text_ratio is not None)
 
     # -- cheap checks ------------------------------------------------------------------------
-    def check_dir(self, rel_dir: str, name: str, depth: int) -> SkippedEntry | None:
-        """Whether the walk enters a directory.
-
-        Args:
-            rel_dir: Relative path of the directory, ending with ``/``.
-            name: Its name.
-            depth: Its number of path components (``a/`` = 1).
-
-        Returns:
-            ``None`` to enter it, else the skipped entry standing for the whole directory.
-        """
-        why = self._compiled.dir_check(name, depth)
-        return None if why is None else SkippedEntry(rel_dir, why[0], why[1])
-
     def check_path(
         self, path: str, *, size: int | None = None, modified: float | None = None
     ) -> SkippedEntry | None:
@@ -279,7 +265,7 @@ class FileFilters:
             head = read_up_to(reader, self.sniff_bytes)
         if want_mime:
             mime = sniff_mime(head)
-            if self.mime_types and not mime.startswith(self.mime_types):
+            if self.mime_types and not mime.startswith(tuple(self.mime_types)):
                 wanted = ", ".join(self.mime_types)
                 return SkippedEntry(path, "filtered", f"mime {mime} not in {wanted}"), mime
         if self.min_text_ratio is not None:
@@ -395,7 +381,7 @@ class _Compiled:
 
     @staticmethod
     def _make_file_check(f: FileFilters) -> FileCheck | None:
-        exts = f.extensions
+        exts = tuple(f.extensions) if f.extensions is not None else None
         inc = compile_globs(f.include)
         exc = compile_globs(f.exclude)
         min_size = f.min_size
@@ -415,7 +401,7 @@ class _Compiled:
         exclude = f.exclude
 
         def file_check(path: str, name: str, size: int, mtime: float) -> tuple[str, str] | None:
-            if exts is not None and not name.lower().endswith(exts):  # type: ignore[arg-type]
+            if exts is not None and not name.lower().endswith(exts):
                 return ("filtered", "extension not allowed")
             if inc is not None and not inc.match(path):
                 return ("filtered", "matches no include pattern")

@@ -187,7 +187,9 @@ class FsspecSource(FsspecListing, PagedSource):
         )
 
     # -- declared capabilities -------------------------------------------------------------------
-    @property  # type: ignore[override]
+    # The base declares a ClassVar (most sources know it per class); this one knows it per
+    # instance (it depends on the protocol and on change_token), so a property overrides it.
+    @property
     def change_token_is_content_hash(self) -> bool:  # type: ignore[override]
         """True when every token kind in use is a content hash (``md5``, S3 ETags)."""
         kinds = set(self._token_kinds)
@@ -325,6 +327,8 @@ class FsspecSource(FsspecListing, PagedSource):
         except Exception as exc:
             raise OSError(errno.EIO, f"cannot open: {self._why(exc)}", path) from None
         reader = FsspecReader(raw, path=path, scrub=self._scrubber, lock=self._lock)
+        # an io.RawIOBase serves the BinaryIO that Source.open promises (read, readinto, close);
+        # typeshed types the two apart
         return reader  # type: ignore[return-value]
 
     def _open_raw(self, full: str) -> Any:

@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BLOCK_SIZE = 1 << 20
 """Read size used for hashing (1 MiB)."""
@@ -68,7 +71,7 @@ class HashingReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         inner = getattr(self.raw, "readinto", None)
         view = memoryview(buffer).cast("B")
         if inner is not None:

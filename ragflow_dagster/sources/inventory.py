@@ -35,7 +35,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -288,11 +288,12 @@ def build_inventory(
     read_new = compute_sha256 or content or detect_mime
     if known:
         get = known.get
+        candidates: Sequence[int]
         if listing.fills_known_in_source and not (content and recheck_content):
             candidates = [i for i, e in enumerate(entries) if e.sha256 is None]
             reused = len(entries) - len(candidates)
         else:
-            candidates = range(len(entries))  # type: ignore[assignment]
+            candidates = range(len(entries))
         for i in candidates:
             e = entries[i]
             k = get(e.path)
@@ -394,7 +395,7 @@ def _run(
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 results[pending.pop(fut)] = fut.result()
-    return results  # type: ignore[return-value]
+    return [r for r in results if r is not None]  # every position was filled
 
 
 def _read_entry(
@@ -427,6 +428,8 @@ def _read_entry(
         try:
             with raw:
                 before = _fstat(raw)
+                # HashingReader is an io.RawIOBase; typeshed types it apart from BinaryIO, whose
+                # read/readinto/close it provides
                 reader: BinaryIO = HashingReader(raw) if hash_it else raw  # type: ignore[assignment]
                 mime: str | None = None
                 if check_content:

@@ -401,7 +401,7 @@ class LocalFolderSource(Source):
                 )
             if hasattr(os, "set_blocking"):
                 os.set_blocking(fd, True)
-            return os.fdopen(fd, "rb", buffering=1 << 16)  # type: ignore[return-value]
+            return os.fdopen(fd, "rb", buffering=1 << 16)
         except BaseException:
             os.close(fd)
             raise

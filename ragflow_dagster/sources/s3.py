@@ -19,7 +19,10 @@ import errno
 import io
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from ragflow_dagster.sources.base import (
     ContentChangedError,
@@ -93,7 +96,7 @@ class S3ObjectReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[: len(data)] = data
@@ -257,9 +260,13 @@ class S3Source(PagedSource):
             for ``""`` and the key to retry from.
 
         Example:
-            >>> src = S3Source("bucket")  # doctest: +SKIP
-            >>> for items, resume in src.iter_pages(start_after=cursor):  # doctest: +SKIP
-            ...     handle(items); cursor = resume
+            >>> src = S3Source(bucket, page_size=1)  # endpoint and keys from the environment
+            >>> cursor = None
+            >>> for items, resume in src.iter_pages(start_after=cursor):
+            ...     print([i.path for i in items], resume)
+            ...     cursor = resume  # a sensor saves it and resumes there on its next tick
+            ['a.txt'] a.txt
+            ['b.txt'] None
         """
         for entries, skipped, resume in self._pages(start_after, filters):
             items: list[SourceEntry | SkippedEntry] = [*skipped, *entries]
@@ -402,6 +409,8 @@ class S3Source(PagedSource):
             raise _as_os_error(exc, key) from exc
         etag = str(response.get("ETag") or "").strip('"')
         size = int(response.get("ContentLength", 0))
+        # an io.RawIOBase serves the BinaryIO that Source.open promises (read, readinto, close);
+        # typeshed types the two apart
         return S3ObjectReader(response["Body"], key=key, size=size, etag=etag)  # type: ignore[return-value]
 
 

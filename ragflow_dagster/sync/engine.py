@@ -103,8 +103,9 @@ def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
         meta = doc.meta_fields
         sha = meta.get(META_SHA256) or None
         token = meta.get(META_CHANGE_TOKEN)
+        raw_size = meta.get(META_SIZE)
         try:
-            size = int(meta.get(META_SIZE))  # type: ignore[arg-type]
+            size = int(raw_size) if raw_size is not None else None
         except (TypeError, ValueError):
             size = None
         if token is not None and label_is_consistent(meta):
@@ -176,11 +177,15 @@ def sync_source(
         The :class:`SyncReport`.
 
     Example:
-        >>> from ragflow_dagster import RAGFlowClient, LocalFolderSource, sync_source
-        >>> client = RAGFlowClient("http://127.0.0.1:9380", "ragflow-...")  # doctest: +SKIP
-        >>> report = sync_source(client, LocalFolderSource("docs"), "ds-id")  # doctest: +SKIP
-        >>> report.counts["uploaded"]  # doctest: +SKIP
-        12
+        >>> from ragflow_dagster import LocalFolderSource
+        >>> for name in ("x.txt", "y.txt"):
+        ...     with open(f"{tmp}/{name}", "w") as f:
+        ...         _ = f.write(name)
+        >>> handbook = client.create_dataset("handbook")
+        >>> first = sync_source(client, LocalFolderSource(tmp), handbook.id)
+        >>> again = sync_source(client, LocalFolderSource(tmp), handbook.id)
+        >>> first.counts["uploaded"], again.counts["uploaded"], again.counts["unchanged"]
+        (2, 0, 2)
     """
     opts = options or SyncOptions()
     log = log or logger

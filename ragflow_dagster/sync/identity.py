@@ -220,7 +220,7 @@ def matches_document_name(doc_name: str, path: str) -> bool:
     if ext != exp_ext:
         return False
     m = _RENAMED.match(stem)
-    return bool(m) and m.group("stem").rstrip() == exp_stem.rstrip()
+    return m is not None and m.group("stem").rstrip() == exp_stem.rstrip()
 
 
 def partition_key(path: str) -> str:

@@ -26,7 +26,7 @@ logger = logging.getLogger("ragflow_dagster.sync")
 try:  # POSIX only; elsewhere the lease is a no-op
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # an optional module: None marks it absent
 
 
 def lease_path(base_url: str, dataset_id: str) -> Path:

@@ -55,15 +55,25 @@ FAILED_STATES = frozenset({"FAIL", "CANCEL"})
 
 
 class RemoteDocument(Protocol):
-    """What the planner reads of a RAGFlow document (the client's ``Document`` fits)."""
+    """What the planner reads of a RAGFlow document (the client's ``Document`` fits).
 
-    id: str
-    name: str
-    size: int
-    run: str
-    chunk_count: int
-    meta_fields: Mapping[str, Any]
-    create_time: int
+    Read-only members, so frozen records (the client's frozen dataclass) satisfy it.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def run(self) -> str: ...
+    @property
+    def chunk_count(self) -> int: ...
+    @property
+    def meta_fields(self) -> Mapping[str, Any]: ...
+    @property
+    def create_time(self) -> int: ...
 
 
 # --------------------------------------------------------------------------------------------

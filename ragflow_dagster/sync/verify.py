@@ -35,7 +35,8 @@ def list_complete(
         RAGFlowIncompleteListingError: No pass could be proven complete.
 
     Example:
-        >>> docs = list_complete(client, ds.id)  # doctest: +SKIP
+        >>> sorted(d.name for d in list_complete(client, ds.id))
+        ['a.txt', 'b.txt']
     """
     log = log or logger
     last: RAGFlowIncompleteListingError | None = None

@@ -26,8 +26,9 @@ Faults (off by default): ``fault_rate`` / ``--fault-rate`` at start, or
 
 Example:
     >>> from ragflow_sandbox import run_sandbox
-    >>> with run_sandbox() as server:  # doctest: +SKIP
-    ...     print(server.base_url, server.api_key)
+    >>> with run_sandbox() as server:
+    ...     server.base_url.startswith("http://127.0.0.1:"), server.api_key.startswith("ragflow-")
+    (True, True)
 """
 
 from .cli import add_cli_arguments, run_cli

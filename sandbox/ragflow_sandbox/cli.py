@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def run_cli(args: argparse.Namespace) -> int:
     base_url = f"http://{_url_host(args.host)}:{port}"
 
     class _Server(uvicorn.Server):
-        async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if args.quiet:
                 print(f"{READY_MARKER} {base_url}", flush=True)

@@ -178,9 +178,9 @@ class ConnectionRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._transports: dict[tuple[str, int], asyncio.BaseTransport] = {}
+        self._transports: dict[tuple[str, int], asyncio.Transport] = {}
 
-    def opened(self, transport: asyncio.BaseTransport) -> None:
+    def opened(self, transport: asyncio.Transport) -> None:
         """Record a new connection (from ``asyncio.Protocol.connection_made``)."""
         peer = _peer(transport)
         if peer is not None:

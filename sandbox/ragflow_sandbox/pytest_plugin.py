@@ -11,11 +11,13 @@ Fixtures:
     ``mode="subprocess"``, ``data_dir`` ...); all of them stop when the test ends.
 
 Example:
-    >>> def test_lists_datasets(ragflow_sandbox):  # doctest: +SKIP
+    >>> def test_lists_datasets(ragflow_sandbox):
     ...     import requests
     ...     r = requests.get(f"{ragflow_sandbox.base_url}/api/v1/datasets",
     ...                      headers={"Authorization": f"Bearer {ragflow_sandbox.api_key}"})
     ...     assert r.json()["code"] == 0
+    >>> with run_sandbox() as server:  # what the fixture yields
+    ...     test_lists_datasets(server)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import constants as C
 
@@ -70,10 +70,12 @@ def uvicorn_config(app: SandboxApp, *, log_level: str) -> uvicorn.Config:
     class ConnectionTrackingH11Protocol(H11Protocol):
         _tracked: asyncio.Transport | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(transport)
-            self._tracked = transport
-            registry.opened(transport)
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            # the loop hands a stream protocol a full Transport (uvicorn's signature says so)
+            stream = cast(asyncio.Transport, transport)
+            super().connection_made(stream)
+            self._tracked = stream
+            registry.opened(stream)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._tracked is not None:
@@ -96,9 +98,10 @@ class SandboxServer:
     Obtain one from :func:`run_sandbox`; ``base_url`` has no ``/api/v1`` suffix.
 
     Example:
-        >>> with run_sandbox() as server:  # doctest: +SKIP
-        ...     server.set_faults(rate=0.5, kinds=["503"])
-        ...     server.clear_faults()
+        >>> with run_sandbox() as server:
+        ...     _ = server.set_faults(rate=0.5, kinds=["503"])
+        ...     server.faults()["rate"], server.clear_faults()["rate"]
+        (0.5, 0.0)
     """
 
     def __init__(
@@ -364,7 +367,7 @@ def run_sandbox(
 
     Example:
         >>> import requests
-        >>> with run_sandbox() as server:  # doctest: +SKIP
+        >>> with run_sandbox() as server:
         ...     r = requests.get(f"{server.base_url}/api/v1/datasets",
         ...                      headers={"Authorization": f"Bearer {server.api_key}"})
         ...     r.json()["code"]

@@ -333,7 +333,8 @@ def test_graphrag_and_raptor(client, dataset):
     assert task_id
     status = client.graphrag_status(dataset.id)
     assert status is not None and status.id == task_id
-    assert isinstance(client.get_knowledge_graph(dataset.id), dict)
+    # the sandbox builds no graph (that needs an LLM): the answer's shape, empty
+    assert client.get_knowledge_graph(dataset.id) == {"graph": {}, "mind_map": {}}
     client.delete_graphrag(dataset.id)
     raptor = client.run_raptor(dataset.id)
     assert raptor and client.raptor_status(dataset.id).id == raptor

@@ -37,7 +37,7 @@ class Seen:
 
     @property
     def is_listing(self) -> bool:
-        return self.method == "GET" and self.path.endswith("/documents")
+        return self.method == "GET" and self.path.endswith(("/documents", "/chunks"))
 
     @property
     def page(self) -> int:
@@ -87,7 +87,8 @@ class LyingProxy:
                         except ValueError:
                             payload = None
                         if isinstance(payload, dict):
-                            content = json.dumps(proxy.rewrite(seen, payload)).encode()
+                            new = proxy.rewrite(seen, payload)  # bytes: sent as they are
+                            content = new if isinstance(new, bytes) else json.dumps(new).encode()
                 self.send_response(resp.status_code)
                 for k, v in resp.headers.items():
                     if k.lower() not in _HOP and k.lower() != "content-encoding":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ragflow_dagster.client import RAGFlowClient, RAGFlowIncompleteListingError
+from ragflow_dagster.client import RAGFlowClient, RAGFlowError, RAGFlowIncompleteListingError
 from ragflow_dagster.sources import LocalFolderSource
 from ragflow_dagster.sync.engine import SyncAbortedError, SyncOptions, sync_source
 
@@ -117,3 +117,25 @@ def test_documents_deleted_between_two_pages_are_neither_skipped_nor_duplicated(
     # the folder still has those 50 files: they are uploaded again, once each
     assert report.converged and report.counts["uploaded"] == 50
     assert_exact(sb.base_url, sb.api_key, ds, files)
+
+
+def test_a_chunk_page_without_data_raises_incomplete_listing(synced):
+    sb, ds, _src, _files = synced
+    with RAGFlowClient(sb.base_url, sb.api_key) as c:
+        doc = next(c.iter_documents(ds))
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        proxy.rewrite = lambda seen, body: {"code": 0} if seen.path.endswith("/chunks") else body
+        with pytest.raises(RAGFlowIncompleteListingError, match="chunk page"):
+            c.list_chunks(ds, doc.id)
+        with pytest.raises(RAGFlowIncompleteListingError):
+            list(c.iter_chunks(ds, doc.id))
+
+
+def test_an_empty_2xx_reply_is_an_error_not_an_empty_listing(synced):
+    sb, ds, _src, _files = synced
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        proxy.rewrite = lambda seen, body: b""  # HTTP 200 with an empty body
+        with pytest.raises(RAGFlowError, match="not a JSON object"):
+            c.list_documents(ds)
+        with pytest.raises(RAGFlowError, match="not a JSON object"):
+            list(c.iter_documents(ds))

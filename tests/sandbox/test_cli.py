@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from ragflow_sandbox import add_cli_arguments
@@ -48,5 +50,8 @@ def test_module_serves_and_prints_url_and_key(tmp_path: Path) -> None:
         assert res.json() == {"code": 0, "data": [], "total_datasets": 0}
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
-    assert proc.returncode is not None
+        code = proc.wait(timeout=15)
+    # uvicorn shuts down and re-raises the signal: ended by SIGTERM, not by an error exit
+    assert code == -signal.SIGTERM, code
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/api/v1/datasets", timeout=5)

@@ -86,9 +86,9 @@ class ChunkRoutes(Router):
             if chunk is None or chunk["doc_id"] != doc_id:
                 return err(f"Chunk not found: {kb_id}/{single}")
             res["total"] = 1
-            item = chunk_list_item(chunk)
-            item["tag_feas"] = chunk.get("tag_feas") or {}
-            res["chunks"].append(item)
+            listed = chunk_list_item(chunk)
+            listed["tag_feas"] = chunk.get("tag_feas") or {}
+            res["chunks"].append(listed)
             return ok(res)
         chunks = self.store.doc_chunks(doc_id, ids=chunk_ids or None, available=available)
         if question:

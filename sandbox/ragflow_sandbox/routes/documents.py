@@ -385,7 +385,7 @@ class DocumentRoutes(Router):
             self.store.set_meta_fields(
                 kb_id, doc_id, None if meta is None else M.split_combined_values(meta)
             )
-        if "name" in req and new_name != doc["name"]:
+        if "name" in req and isinstance(new_name, str) and new_name != doc["name"]:
             self.store.update_document(doc_id, {"name": new_name}, kb_id=kb_id)
             self.store.rename_chunks_doc(doc_id, new_name)
         if upd["parser_config"]:

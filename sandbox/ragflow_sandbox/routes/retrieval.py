@@ -78,7 +78,7 @@ class RetrievalRoutes(Router):
         if isinstance(meta_filter, dict) and meta_filter.get("method") == "manual":
             filters = [
                 {
-                    "op": M.OP_ALIASES.get(f.get("op"), f.get("op")),
+                    "op": _op_name(f.get("op")),
                     "key": f.get("key"),
                     "value": f.get("value"),
                 }
@@ -192,3 +192,8 @@ class RetrievalRoutes(Router):
         }
         ranks["chunks"] = [{mapping.get(k, k): v for k, v in c.items()} for c in ranks["chunks"]]
         return ok(ranks)
+
+
+def _op_name(op: object) -> object:
+    """A filter operator's canonical name (aliases resolved); anything else unchanged."""
+    return M.OP_ALIASES.get(op, op) if isinstance(op, str) else op

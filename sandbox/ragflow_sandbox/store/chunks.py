@@ -10,40 +10,40 @@ from typing import Any
 from .base import StoreBase
 
 
+def insert_chunks(conn: sqlite3.Connection, chunks: list[dict[str, Any]]) -> None:
+    """Insert (or overwrite) chunk rows in one statement (inside the caller's transaction)."""
+    cols = (
+        "id",
+        "kb_id",
+        "doc_id",
+        "docnm_kwd",
+        "content",
+        "important_kwd",
+        "question_kwd",
+        "tag_kwd",
+        "tag_feas",
+        "img_id",
+        "doc_type_kwd",
+        "available_int",
+        "position_int",
+        "create_time",
+        "create_timestamp_flt",
+        "ord",
+        "token_num",
+    )
+    json_cols = {"important_kwd", "question_kwd", "tag_kwd", "tag_feas", "position_int"}
+    rows = [
+        tuple(json.dumps(c.get(col)) if col in json_cols else c.get(col) for col in cols)
+        for c in chunks
+    ]
+    conn.executemany(
+        f"INSERT OR REPLACE INTO chunks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        rows,
+    )
+
+
 class ChunkStore(StoreBase):
     """Chunk rows."""
-
-    @staticmethod
-    def _insert_chunks(conn: sqlite3.Connection, chunks: list[dict[str, Any]]) -> None:
-        cols = (
-            "id",
-            "kb_id",
-            "doc_id",
-            "docnm_kwd",
-            "content",
-            "important_kwd",
-            "question_kwd",
-            "tag_kwd",
-            "tag_feas",
-            "img_id",
-            "doc_type_kwd",
-            "available_int",
-            "position_int",
-            "create_time",
-            "create_timestamp_flt",
-            "ord",
-            "token_num",
-        )
-        json_cols = {"important_kwd", "question_kwd", "tag_kwd", "tag_feas", "position_int"}
-        rows = [
-            tuple(json.dumps(c.get(col)) if col in json_cols else c.get(col) for col in cols)
-            for c in chunks
-        ]
-        conn.executemany(
-            f"INSERT OR REPLACE INTO chunks ({', '.join(cols)}) "
-            f"VALUES ({', '.join('?' * len(cols))})",
-            rows,
-        )
 
     @staticmethod
     def _chunk(row: sqlite3.Row) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class ChunkStore(StoreBase):
     def add_chunk(self, chunk: dict[str, Any]) -> None:
         """Insert (or overwrite) one chunk and count it on its document and dataset."""
         with self.tx() as conn:
-            self._insert_chunks(conn, [chunk])
+            insert_chunks(conn, [chunk])
             n = 1  # counted even when the id already existed (an overwrite), like RAGFlow
             conn.execute(
                 "UPDATE documents SET chunk_num=chunk_num+?, token_num=token_num+? WHERE id=?",
@@ -100,7 +100,8 @@ class ChunkStore(StoreBase):
         available: int | None = None,
     ) -> list[dict[str, Any]]:
         """Chunks of a document in reading order (parsed first, then added ones)."""
-        where, args = ["doc_id=?"], [doc_id]
+        where: list[str] = ["doc_id=?"]
+        args: list[object] = [doc_id]
         if ids:
             where.append(f"id IN ({','.join('?' * len(ids))})")
             args.extend(ids)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import constants as C
 from .base import StoreBase
+from .chunks import insert_chunks
 from .schema import DOC_SELECT, iso_now, now_ms
 
 
@@ -125,7 +126,7 @@ class ParseStateStore(StoreBase):
             if row is None:
                 return False
             kb_id = row[0]
-            self._insert_chunks(conn, chunks)
+            insert_chunks(conn, chunks)
             real = conn.execute("SELECT COUNT(*) FROM chunks WHERE doc_id=?", (doc_id,)).fetchone()[
                 0
             ]
