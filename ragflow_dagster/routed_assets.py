@@ -299,11 +299,13 @@ class RAGFlowRoutedIngestion:
     @property
     def asset_keys(self) -> dict[str, dg.AssetKey]:
         """Every key: ``source`` and ``<dataset>/documents``, ``<dataset>/chunks``."""
-        keys = {"source": self.source_key} if self.source_key is not None else {}
+        keys: dict[str, dg.AssetKey] = {}
+        if self.source_key is not None:
+            keys["source"] = self.source_key
         for ds, stages in self.dataset_keys.items():
             for stage, key in stages.items():
                 keys[f"{ds}/{stage}"] = key
-        return keys  # type: ignore[return-value]
+        return keys
 
 
 def build_ragflow_routed_ingestion(

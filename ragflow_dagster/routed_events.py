@@ -8,6 +8,7 @@ selected dataset), then for each dataset its materializations and check results,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from ragflow_dagster.sync.routing import RouteDataset
 if TYPE_CHECKING:
     from ragflow_dagster.client import Dataset
     from ragflow_dagster.resource import RAGFlowResource, SyncEvent
+    from ragflow_dagster.sync.report import SyncReport
 
 __all__ = ["routed_sync_events", "routed_target_of"]
 
@@ -103,7 +105,7 @@ def routed_sync_events(
         opts,
         only=only,
         ensure=ensure,
-        log=context.log,  # type: ignore[arg-type]
+        log=context.log,
     )
     if routed.unrouted:
         context.log.warning(
@@ -133,7 +135,7 @@ def routed_sync_events(
             client=client,
             dataset_id=run.dataset_id,
             dataset_url=ragflow.dataset_url(run.dataset_id) if run.dataset_id else None,
-            api_calls=lambda r=report: r.api_calls,
+            api_calls=functools.partial(_api_calls, report),
         ):
             if isinstance(event, dg.MaterializeResult) and event.asset_key == keys[name].get(
                 "documents"
@@ -157,3 +159,7 @@ def routed_sync_events(
                 "report": dg.MetadataValue.json(routed.to_dict()),
             },
         )
+
+
+def _api_calls(report: SyncReport) -> int:
+    return report.api_calls
