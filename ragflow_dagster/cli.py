@@ -41,6 +41,7 @@ from ragflow_dagster.cli_options import (
     UsageError,
     add_sync_arguments,
     filters_from_args,
+    mapping_from_args,
     parse_size,
 )
 
@@ -209,6 +210,7 @@ def _run_sync(args: argparse.Namespace) -> int:
     if not args.dataset.strip():
         raise UsageError("--dataset: empty name")
     filters = filters_from_args(args)
+    metadata, rules = mapping_from_args(args)
 
     from ragflow_dagster.sources import LocalFolderSource, SourceError, source_from_uri
 
@@ -243,6 +245,8 @@ def _run_sync(args: argparse.Namespace) -> int:
         delete_removed=not args.keep_removed,
         lease=not args.no_lease,
         mass_delete_hint="--allow-mass-delete",
+        metadata=metadata,
+        rules=rules,
     )
     try:
         client = RAGFlowClient(
@@ -420,6 +424,10 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, c
     from ragflow_dagster.sync.report import SyncReport
 
     report = SyncReport(dataset_id="", source_uri=source.uri, dataset_name=name, dry_run=True)
+    if options.metadata is not None and options.metadata.sidecar:
+        from ragflow_dagster.sync.desired import split_sidecars
+
+        inventory, _sidecars = split_sidecars(inventory)
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete

@@ -33,6 +33,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -187,6 +188,32 @@ def load_spec(data: Mapping[str, Any] | MetadataSpec | None) -> MetadataSpec:
     if isinstance(data, MetadataSpec):
         return data
     return MetadataSpec.model_validate(dict(data))
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A YAML or JSON file (YAML is a superset of JSON), parsed.
+
+    Raises:
+        ValueError: It cannot be read or parsed (the message names the file).
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def load_spec_file(path: str | Path) -> MetadataSpec:
+    """A :class:`MetadataSpec` from a YAML/JSON file.
+
+    Raises:
+        ValueError: The file is not a valid mapping spec (pydantic's message names the field).
+    """
+    data = read_config_file(path)
+    if data is not None and not isinstance(data, Mapping):
+        raise ValueError(f"{path}: a metadata mapping is a mapping (static, from_path, ...)")
+    return load_spec(data or {})
 
 
 def convert(value: str, kind: ValueType, *, separator: str = ",") -> MetaValue:
@@ -441,10 +468,12 @@ __all__ = [
     "front_matter_applies",
     "function_meta",
     "load_spec",
+    "load_spec_file",
     "meta_token",
     "parse_sidecar",
     "pick_front_matter",
     "pick_s3",
+    "read_config_file",
     "same_value",
     "sidecar_of",
     "validate_meta",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -104,6 +105,17 @@ def load_rules(data: Any) -> ParseRules:
     return ParseRules.model_validate(data)
 
 
+def load_rules_file(path: str | Path) -> ParseRules:
+    """Rules from a YAML/JSON file: a list of rules, or ``{"rules": [...]}``.
+
+    Raises:
+        ValueError: The file is malformed or names an unknown chunk method.
+    """
+    from ragflow_dagster.sync.metadata import read_config_file
+
+    return load_rules(read_config_file(path))
+
+
 @dataclass(frozen=True, slots=True)
 class DesiredParse:
     """The parse settings a path should have.
@@ -161,5 +173,6 @@ __all__ = [
     "ParseRules",
     "desired_parse",
     "load_rules",
+    "load_rules_file",
     "rule_drift",
 ]
