@@ -424,10 +424,9 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, c
     from ragflow_dagster.sync.report import SyncReport
 
     report = SyncReport(dataset_id="", source_uri=source.uri, dataset_name=name, dry_run=True)
-    if options.metadata is not None and options.metadata.sidecar:
-        from ragflow_dagster.sync.desired import split_sidecars
+    from ragflow_dagster.sync.desired import without_sidecars
 
-        inventory, _sidecars = split_sidecars(inventory)
+    inventory = without_sidecars(inventory, options.metadata)
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete

@@ -133,6 +133,13 @@ def split_sidecars(inventory: Inventory) -> tuple[Inventory, dict[str, SourceEnt
     return dataclasses.replace(inventory, entries=kept), sidecars
 
 
+def without_sidecars(inventory: Inventory, spec: MetadataSpec | None) -> Inventory:
+    """The inventory of what is uploaded: without sidecar files when ``spec`` reads them."""
+    if spec is None or not spec.sidecar:
+        return inventory
+    return split_sidecars(inventory)[0]
+
+
 def resolve_desired(
     source: Source,
     inventory: Inventory,
@@ -306,4 +313,5 @@ __all__ = [
     "DesiredBook",
     "resolve_desired",
     "split_sidecars",
+    "without_sidecars",
 ]
