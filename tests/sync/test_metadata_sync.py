@@ -394,3 +394,16 @@ def test_s3_user_metadata_and_tags_read_for_changed_objects_only(s3_endpoint, cl
         "owner": "team9",
         "project": "gemini",
     }
+
+    # a static value changes: relabels only, no S3 request at all (the stored sha256 serves)
+    s3_calls: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda model, **_kw: s3_calls.append(model.name))
+    spec2 = load_spec(
+        {"s3": {"metadata": ["owner"], "tags": True}, "static": [{"glob": "**", "set": {"k": 1}}]}
+    )
+    relabel = sync_source(client, source, dataset.id, SyncOptions(metadata=spec2))
+    c = relabel.counts
+    assert c["relabelled"] == 3 and c["metadata_reads"] == 0 and c["parse_requested"] == 0
+    assert relabel.api_calls == 1 + 3 + 1  # listing, 3 PATCHes, the verifying listing
+    assert s3_calls == ["ListObjectsV2"]
+    assert user_meta(docs_by_path(raw, dataset.id)["r0.txt"])["k"] == 1
