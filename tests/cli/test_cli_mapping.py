@@ -97,3 +97,51 @@ def test_bad_mapping_files_are_usage_errors_before_anything(
     assert flag in err and needle in err
     with RAGFlowClient(server.base_url, server.api_key) as client:
         assert client.find_dataset(name) is None
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "metadata"
+
+
+def test_the_readme_example_runs_as_documented(server, tmp_path, capsys):
+    """README, "Metadata mapping": the commands on examples/metadata, and what they print."""
+    docs = tmp_path / "docs"
+    import shutil
+
+    shutil.copytree(EXAMPLE / "docs", docs)
+    name = f"cli-example-{os.getpid()}-{next(_names)}"
+    args = (
+        "--dataset",
+        name,
+        "--metadata-file",
+        EXAMPLE / "metadata.yaml",
+        "--rules-file",
+        EXAMPLE / "rules.yaml",
+    )
+    assert _sync(docs, *args) == 0
+    by_path = _docs(server, name)
+    assert sorted(by_path) == ["eng/2023/design.txt", "faq/docking.txt", "hr/2024/leave.md"]
+    leave = by_path["hr/2024/leave.md"].meta_fields
+    assert {k: leave[k] for k in ("department", "team", "year", "title", "reviewed")} == {
+        "department": "HR",
+        "team": "hr",
+        "year": 2024,
+        "title": "Leave policy",
+        "reviewed": "2024-05-01",
+    }
+    assert "draft" not in leave
+    design = by_path["eng/2023/design.txt"]
+    assert design.meta_fields["owner"] == "platform-team"
+    assert design.meta_fields["tags"] == ["robot", "charging"]
+    assert design.parser_config["chunk_token_num"] == 128
+    assert by_path["faq/docking.txt"].chunk_method == "qa"
+
+    (docs / "eng/2023/design.txt.meta.json").write_text('{"owner": "robotics"}')
+    capsys.readouterr()
+    assert _sync(docs, *args, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "would relabel 1: owner platform-team→robotics" in out
+    assert "would relabel 1: tags -[robot, charging]" in out
+    assert _sync(docs, *args) == 0
+    out = capsys.readouterr().out
+    assert "relabelled 1: owner platform-team→robotics" in out
+    assert "parsed" not in out.split("\n")[2]  # nothing re-parsed
