@@ -28,6 +28,7 @@ Everything here is pure; :mod:`.desired` does the reading.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -41,6 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ragflow_dagster.sources.base import SourceError
 from ragflow_dagster.sources.filters import compile_globs
 from ragflow_dagster.sync.identity import META_KEYS
+
+
+@functools.lru_cache(maxsize=1024)
+def glob_matcher(pattern: str) -> re.Pattern[str] | None:
+    """The compiled matcher of one glob (cached: a spec's globs meet every path of a run)."""
+    return compile_globs([pattern])
+
 
 META_KEYS_KEY = "meta_keys"
 """Bookkeeping: the list of keys the mapping set (absent when none)."""
@@ -238,7 +246,7 @@ def cheap_meta(spec: MetadataSpec, file: SourceFile) -> dict[str, Any]:
     """The values of the static and path sources (not validated yet)."""
     meta: dict[str, Any] = {}
     for rule in spec.static:
-        pattern = compile_globs([rule.glob])
+        pattern = glob_matcher(rule.glob)
         if pattern is not None and pattern.match(file.path):
             meta.update(rule.set)
     for pat in spec.from_path:
@@ -270,8 +278,9 @@ def front_matter_applies(spec: MetadataSpec, path: str) -> bool:
     """Whether ``path`` is a file whose front matter is read."""
     if spec.front_matter is None:
         return False
-    pattern = compile_globs(list(spec.front_matter.globs))
-    return pattern is not None and bool(pattern.match(path))
+    return any(
+        (m := glob_matcher(g)) is not None and m.match(path) for g in spec.front_matter.globs
+    )
 
 
 def pick_front_matter(spec: MetadataSpec, front: Mapping[str, Any]) -> dict[str, Any]:
@@ -467,6 +476,7 @@ __all__ = [
     "describe_changes",
     "front_matter_applies",
     "function_meta",
+    "glob_matcher",
     "load_spec",
     "load_spec_file",
     "meta_token",

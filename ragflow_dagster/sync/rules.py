@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragflow_dagster.sources.filters import compile_globs
+from ragflow_dagster.sync.metadata import glob_matcher, read_config_file
 
 DOCUMENT_CHUNK_METHODS: frozenset[str] = frozenset(
     {
@@ -81,7 +81,7 @@ class ParseRules(BaseModel):
     def rule_for(self, path: str) -> ParseRule | None:
         """The first rule whose glob matches ``path``, or ``None``."""
         for rule in self.rules:
-            pattern = compile_globs([rule.glob])
+            pattern = glob_matcher(rule.glob)
             if pattern is not None and pattern.match(path):
                 return rule
         return None
@@ -111,8 +111,6 @@ def load_rules_file(path: str | Path) -> ParseRules:
     Raises:
         ValueError: The file is malformed or names an unknown chunk method.
     """
-    from ragflow_dagster.sync.metadata import read_config_file
-
     return load_rules(read_config_file(path))
 
 
