@@ -14,10 +14,12 @@ from typing import Any
 
 from ragflow_dagster.sources.base import SourceEntry
 from ragflow_dagster.sync.desired import Desired
+from ragflow_dagster.sync.identity import META_KEYS
 from ragflow_dagster.sync.metadata import (
     META_KEYS_KEY,
     META_READ_KEYS_KEY,
     META_TOKEN_KEY,
+    RESERVED_KEYS,
     describe_changes,
 )
 from ragflow_dagster.sync.rules import rule_drift
@@ -38,6 +40,7 @@ class Rechunk:
     reason: str = ""
     changes: tuple[str, ...] = ()
     known_sha256: str | None = None
+    kept: Mapping[str, Any] | None = None
     kind: str = "rechunk"
 
     @property
@@ -74,6 +77,22 @@ def meta_changes(desired: Desired | None, meta_fields: Mapping[str, Any]) -> tup
     return None
 
 
+def kept_meta(desired: Desired | None, meta_fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The document's keys a relabel keeps: the ones set by hand (neither identity nor mapped);
+    without an active mapping (``desired`` None) also the mapped keys and their bookkeeping.
+
+    Example:
+        >>> kept_meta(Desired(meta={"a": 1}), {"a": 0, "meta_keys": ["a"], "note": "mine"})
+        {'note': 'mine'}
+    """
+    meta = meta_fields or {}
+    if desired is None:
+        return {k: v for k, v in meta.items() if k not in META_KEYS}
+    mapped = meta.get(META_KEYS_KEY) or []
+    mapped = {mapped} if isinstance(mapped, str) else set(mapped)
+    return {k: v for k, v in meta.items() if k not in RESERVED_KEYS and k not in mapped}
+
+
 def mapped_action(
     entry: SourceEntry,
     doc: Any,
@@ -99,6 +118,7 @@ def mapped_action(
         reason=why,
         changes=meta_changes(desired, doc.meta_fields) or (),
         known_sha256=known_sha256,
+        kept=kept_meta(desired, doc.meta_fields),
     )
 
 
@@ -116,4 +136,4 @@ def rule_fields(desired: Desired | None, doc: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Rechunk", "mapped_action", "meta_changes", "rule_fields"]
+__all__ = ["Rechunk", "kept_meta", "mapped_action", "meta_changes", "rule_fields"]

@@ -239,6 +239,8 @@ class PlanExecutor:
                 meta = self._meta(entry, *self._hash_source(entry))
             else:
                 meta = self._meta(entry, entry.sha256, entry.size)
+            if isinstance(action, (Relabel, Rechunk)) and action.kept:
+                meta = {**action.kept, **meta}  # keys set by hand stay
             if isinstance(action, Move):
                 self._rename(action.doc_id, entry.path, meta)
             elif isinstance(action, Rechunk):

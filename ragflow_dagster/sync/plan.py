@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from ragflow_dagster.client.naming import name_suffix
 from ragflow_dagster.sources.base import SourceEntry
-from ragflow_dagster.sync.decide import Rechunk, mapped_action, meta_changes
+from ragflow_dagster.sync.decide import Rechunk, kept_meta, mapped_action, meta_changes
 from ragflow_dagster.sync.desired import Desired
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
@@ -147,13 +147,15 @@ class Move:
 class Relabel:
     """Same content, new label (a touched file, or mapped metadata that changed): one PATCH of
     the metadata, nothing re-uploaded or re-parsed. ``changes``: the mapped keys that differ
-    (``department HR→People``); ``known_sha256``: the stored sha256 (no need to read the file)."""
+    (``department HR→People``); ``known_sha256``: the stored sha256 (no need to read the file);
+    ``kept``: the document's keys set by hand, written back with the new label."""
 
     entry: SourceEntry
     doc_id: str
     needs_parse: bool = False
     changes: tuple[str, ...] = ()
     known_sha256: str | None = None
+    kept: Mapping[str, Any] | None = None
     kind: str = "relabel"
 
     @property
@@ -547,6 +549,7 @@ def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -
                 needs_parse=needs_parse,
                 changes=changes or (),
                 known_sha256=known,
+                kept=kept_meta(desired, keep.meta_fields),
             )
         ]
     if needs_parse and reason is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,31 @@ def test_s3_user_metadata_and_tags_read_for_changed_objects_only(s3_endpoint, cl
     assert relabel.api_calls == 1 + 3 + 1  # listing, 3 PATCHes, the verifying listing
     assert s3_calls == ["ListObjectsV2"]
     assert user_meta(docs_by_path(raw, dataset.id)["r0.txt"])["k"] == 1
+
+
+def test_keys_set_by_hand_survive_relabels(client, raw, dataset, tmp_path):
+    write_tree(tmp_path, {"hr/a.txt": "alpha\n" * 5})
+    source = LocalFolderSource(tmp_path)
+    spec = load_spec({"static": [{"glob": "hr/**", "set": {"department": "HR"}}]})
+    assert sync_source(client, source, dataset.id, SyncOptions(metadata=spec)).converged
+    doc = docs_by_path(raw, dataset.id)["hr/a.txt"]
+    client.update_document(
+        dataset.id, doc["id"], meta_fields={**doc["meta_fields"], "reviewer": "bob"}
+    )
+    renamed = load_spec({"static": [{"glob": "hr/**", "set": {"department": "People"}}]})
+    assert (
+        sync_source(client, source, dataset.id, SyncOptions(metadata=renamed)).counts["relabelled"]
+        == 1
+    )
+    assert user_meta(docs_by_path(raw, dataset.id)["hr/a.txt"]) == {
+        "department": "People",
+        "reviewer": "bob",
+    }
+    # a touched file (new mtime, same bytes) is relabelled with no mapping given: all kept
+    os.utime(tmp_path / "hr/a.txt", (1_000_000, 1_000_000))
+    touched = sync_source(client, source, dataset.id)
+    assert touched.counts["relabelled"] == 1 and touched.counts["parse_requested"] == 0
+    assert user_meta(docs_by_path(raw, dataset.id)["hr/a.txt"]) == {
+        "department": "People",
+        "reviewer": "bob",
+    }
