@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ragflow_dagster.sources import Inventory, Source, SourceEntry
+from ragflow_dagster.sources import Inventory, Source, SourceEntry, SourceError
 from ragflow_dagster.sources.filters import read_up_to
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
@@ -35,6 +35,7 @@ from ragflow_dagster.sync.metadata import (
     META_KEYS_KEY,
     META_READ_KEYS_KEY,
     META_TOKEN_KEY,
+    RESERVED_KEYS,
     MetadataError,
     MetadataSpec,
     MetaValue,
@@ -168,14 +169,14 @@ def resolve_desired(
 
     Raises:
         MetadataError: A mapped value RAGFlow cannot store (naming the file and the key).
-        ValueError: The spec asks for S3 metadata from a source that has none.
+        SourceError: The spec asks for S3 metadata from a source that has none.
     """
     if spec is None and not rules:
         return inventory, DesiredBook()  # no opinion: mapped keys stay as they are
     spec = spec or MetadataSpec()
     rules = rules or ParseRules()
     if spec.s3 is not None and not source.supports_object_metadata:
-        raise ValueError(
+        raise SourceError(
             f"the metadata mapping reads S3 metadata/tags, but {type(source).__name__} has none"
         )
     sidecars: dict[str, SourceEntry] = {}
@@ -278,7 +279,7 @@ def _read(
         except OSError as exc:
             why = f"sidecar {sidecar.path} unreadable: {exc}"
             raise MetadataError(entry.path, "*", why) from exc
-        out.update(parse_sidecar(sidecar.path, data))
+        out.update(_unreserved(entry.path, parse_sidecar(sidecar.path, data)))
     if spec.s3 is not None and (spec.s3.metadata or spec.s3.tags):
         if spec.s3.metadata:
             count("s3_metadata")
@@ -287,8 +288,17 @@ def _read(
         got = source.object_metadata(
             entry.path, metadata=bool(spec.s3.metadata), tags=bool(spec.s3.tags)
         )
-        out.update(pick_s3(spec, got.user, got.tags))
+        out.update(_unreserved(entry.path, pick_s3(spec, got.user, got.tags)))
     return out
+
+
+def _unreserved(path: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Values of a source that brings whatever keys it holds (a sidecar, all S3 metadata),
+    without the reserved ones: the identity keys win, and such a key is not the user's error."""
+    dropped = [k for k in values if k in RESERVED_KEYS]
+    if dropped:
+        logger.info("%s: reserved metadata keys ignored: %s", path, ", ".join(sorted(dropped)))
+    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
 
 
 def _front_matter(source: Source, spec: MetadataSpec, path: str) -> dict[str, Any]:

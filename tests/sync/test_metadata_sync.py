@@ -176,7 +176,8 @@ def test_front_matter_keys_only_and_an_edit_reuploads(client, raw, dataset, tmp_
 def test_sidecar_is_not_uploaded_and_its_edit_relabels_one_document(client, raw, dataset, tmp_path):
     write_tree(tmp_path, {"a.txt": "alpha text\n" * 5, "b.txt": "bravo text\n" * 5})
     (tmp_path / "a.txt.meta.json").write_text(json.dumps({"owner": "ada", "tags": ["x", "y"]}))
-    (tmp_path / "b.txt.meta.yaml").write_text("owner: bob\npriority: 2\n")
+    # a sidecar's reserved keys are ignored (the identity keys win), the rest is taken
+    (tmp_path / "b.txt.meta.yaml").write_text("owner: bob\npriority: 2\nsha256: forged\n")
     spec = MetadataSpec(sidecar=True)
     source = LocalFolderSource(tmp_path)
     first = sync_source(client, source, dataset.id, SyncOptions(metadata=spec))
@@ -192,6 +193,7 @@ def test_sidecar_is_not_uploaded_and_its_edit_relabels_one_document(client, raw,
     assert noop.counts["metadata_reads"] == 0 and noop.api_calls == 1
 
     (tmp_path / "b.txt.meta.yaml").write_text("owner: carol\npriority: 2\n")
+    assert docs["b.txt"]["meta_fields"]["sha256"] != "forged"
     edited = sync_source(client, source, dataset.id, SyncOptions(metadata=spec))
     c = edited.counts
     assert c["relabelled"] == 1 and c["metadata_reads"] == 1 and c["unchanged"] == 1
@@ -436,3 +438,28 @@ def test_keys_set_by_hand_survive_relabels(client, raw, dataset, tmp_path):
         "department": "People",
         "reviewer": "bob",
     }
+
+
+def test_a_move_carries_the_new_paths_values_and_rule(client, raw, dataset, tmp_path):
+    write_tree(tmp_path, {"hr/2023/a.txt": "alpha handbook\n" * 5, "b.txt": "bravo\n" * 5})
+    source = LocalFolderSource(tmp_path)
+    opts = SyncOptions(
+        metadata=load_spec(SPEC), rules=load_rules([{"glob": "eng/**", "chunk_method": "one"}])
+    )
+    assert sync_source(client, source, dataset.id, opts).converged
+    doc_id = docs_by_path(raw, dataset.id)["hr/2023/a.txt"]["id"]
+    (tmp_path / "eng/2024").mkdir(parents=True)
+    (tmp_path / "hr/2023/a.txt").rename(tmp_path / "eng/2024/a.txt")
+    moved = sync_source(client, source, dataset.id, opts)
+    assert moved.converged and moved.counts["moved"] == 1 and moved.counts["uploaded"] == 0
+    doc = docs_by_path(raw, dataset.id)["eng/2024/a.txt"]
+    assert doc["id"] == doc_id  # the same document, renamed and relabelled
+    assert user_meta(doc) == {"team": "eng", "year": 2024}
+    assert doc["chunk_method"] == "one" and doc["run"] == "DONE"
+
+
+def test_s3_metadata_of_a_source_without_it_is_a_clear_error(client, dataset, tmp_path):
+    write_tree(tmp_path, {"a.txt": "alpha\n"})
+    spec = load_spec({"s3": {"tags": True}})
+    with pytest.raises(SyncAbortedError, match="reads S3 metadata/tags, but LocalFolderSource"):
+        sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(metadata=spec))
