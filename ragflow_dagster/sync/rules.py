@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ragflow_dagster.client.naming import AUDIO_SUFFIXES, VISUAL_SUFFIXES, name_suffix
 from ragflow_dagster.sync.metadata import glob_matcher, read_config_file
 
 DOCUMENT_CHUNK_METHODS: frozenset[str] = frozenset(
@@ -126,9 +127,29 @@ class DesiredParse:
     rule: str = ""
 
 
+def forced_method(path: str) -> str | None:
+    """The chunk method RAGFlow fixes for a file by its type (it refuses any other), or None.
+
+    Example:
+        >>> forced_method("a/photo.PNG"), forced_method("deck.pptx"), forced_method("a.pdf")
+        ('picture', 'presentation', None)
+    """
+    suffix = name_suffix(path)
+    if suffix in VISUAL_SUFFIXES:
+        return "picture"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in ("ppt", "pptx", "pages"):
+        return "presentation"
+    if suffix in ("msg", "eml"):
+        return "email"
+    return None
+
+
 def desired_parse(rules: ParseRules, path: str, *, default_method: str) -> DesiredParse | None:
-    """What ``path`` should be parsed with; ``None`` when no rules are configured at all."""
-    if not rules:
+    """What ``path`` should be parsed with; ``None`` when no rules are configured at all, or
+    the server fixes the file's method by its type (:func:`forced_method`)."""
+    if not rules or forced_method(path) is not None:
         return None
     rule = rules.rule_for(path)
     if rule is None:
@@ -170,6 +191,7 @@ __all__ = [
     "ParseRule",
     "ParseRules",
     "desired_parse",
+    "forced_method",
     "load_rules",
     "load_rules_file",
     "rule_drift",

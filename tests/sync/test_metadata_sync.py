@@ -463,3 +463,19 @@ def test_s3_metadata_of_a_source_without_it_is_a_clear_error(client, dataset, tm
     spec = load_spec({"s3": {"tags": True}})
     with pytest.raises(SyncAbortedError, match="reads S3 metadata/tags, but LocalFolderSource"):
         sync_source(client, LocalFolderSource(tmp_path), dataset.id, SyncOptions(metadata=spec))
+
+
+def test_rules_leave_files_whose_method_the_server_fixes(client, raw, dataset, tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    write_tree(tmp_path, {"notes.txt": "notes\n" * 5})
+    rules = load_rules([{"glob": "**", "chunk_method": "qa"}])
+    opts = SyncOptions(rules=rules, parse=False)
+    report = sync_source(client, LocalFolderSource(tmp_path), dataset.id, opts)
+    assert report.counts["uploaded"] == 2 and report.counts["failed"] == 0
+    docs = docs_by_path(raw, dataset.id)
+    assert (docs["photo.png"]["chunk_method"], docs["notes.txt"]["chunk_method"]) == (
+        "picture",
+        "qa",
+    )
+    again = sync_source(client, LocalFolderSource(tmp_path), dataset.id, opts)
+    assert again.counts["rechunked"] == 0 and again.counts["failed"] == 0
