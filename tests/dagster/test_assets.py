@@ -425,6 +425,17 @@ def test_metadata_and_rules_through_the_assets(tree, resources, dataset_name, ra
     assert state["notes.json"]["meta_fields"]["owner"] == "ada"
     assert state["notes.json"]["chunk_method"] == "one"
     assert {d["meta_fields"]["origin"] for d in state.values()} == {"assets"}
+    relabel = build_ragflow_ingestion(
+        source=str(tree),
+        dataset=dataset_name,
+        metadata={"static": [{"glob": "**", "set": {"origin": "dagster"}}], "sidecar": True},
+        rules=[{"glob": "*.json", "chunk_method": "one"}],
+    )
+    again = run(relabel, resources)
+    (docs,) = mats_of(again, "documents")
+    assert docs.metadata["relabelled"].value == len(TREE)
+    assert docs.metadata["decisions"].value == {"relabel": {"origin assets→dagster": len(TREE)}}
+    assert f"relabel {len(TREE)}: origin assets→dagster" in docs.metadata["summary"].value
     with pytest.raises(ValueError, match="chunk_method 'nope'"):
         build_ragflow_ingestion(
             source=str(tree), dataset=dataset_name, rules=[{"glob": "*", "chunk_method": "nope"}]
