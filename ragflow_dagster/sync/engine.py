@@ -72,7 +72,7 @@ class SyncOptions:
         lease_timeout: How long to wait for the lease before syncing anyway, in seconds.
         mass_delete_hint: How this caller lifts the guard, named in the guard's message.
         metadata: The metadata mapping merged into each document's ``meta_fields``
-            (:mod:`.metadata`); ``None``: identity keys only.
+            (:mod:`.metadata`); ``None`` leaves the keys a mapping set earlier as they are.
         rules: Per-file parsing rules (:mod:`.rules`); ``None``: the dataset's default.
     """
 
