@@ -118,7 +118,7 @@ def mapped_action(
         reason=why,
         changes=meta_changes(desired, doc.meta_fields) or (),
         known_sha256=known_sha256,
-        kept=kept_meta(desired, doc.meta_fields),
+        kept=kept_meta(desired, doc.meta_fields) or None,
     )
 
 

@@ -190,7 +190,8 @@ def resolve_desired(
     lock = threading.Lock()
 
     def one(entry: SourceEntry) -> tuple[str, Desired]:
-        file = SourceFile(entry.path, source.uri_for(entry.path), entry.size, entry.modified)
+        uri = source.uri_for(entry.path) if spec.function is not None else ""  # for it only
+        file = SourceFile(entry.path, uri, entry.size, entry.modified)
         meta = cheap_meta(spec, file)
         read: dict[str, Any] = {}
         token = None

@@ -549,7 +549,7 @@ def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -
                 needs_parse=needs_parse,
                 changes=changes or (),
                 known_sha256=known,
-                kept=kept_meta(desired, keep.meta_fields),
+                kept=kept_meta(desired, keep.meta_fields) or None,
             )
         ]
     if needs_parse and reason is not None:
