@@ -64,16 +64,19 @@ def meta_changes(desired: Desired | None, meta_fields: Mapping[str, Any]) -> tup
     if isinstance(keys, str):
         keys = [keys]
     current = {k: meta[k] for k in keys if k in meta}
-    changes = describe_changes(current, desired.meta)
-    if changes:
-        return changes
-    want = desired.meta_fields()
-    for key in (META_KEYS_KEY, META_READ_KEYS_KEY, META_TOKEN_KEY):
-        have = meta.get(key)
-        if isinstance(have, str) and key != META_TOKEN_KEY:
-            have = [have]
-        if (have or None) != (want.get(key) or None):
-            return ()
+    if current != desired.meta:  # (equal dicts are equal values too: the fast path)
+        changes = describe_changes(current, desired.meta)
+        if changes:
+            return changes
+    have_read = meta.get(META_READ_KEYS_KEY) or []
+    if isinstance(have_read, str):
+        have_read = [have_read]
+    if (
+        sorted(keys) != sorted(desired.meta)
+        or sorted(have_read) != sorted(desired.read_keys)
+        or meta.get(META_TOKEN_KEY) != desired.token
+    ):
+        return ()
     return None
 
 
