@@ -271,12 +271,17 @@ def _read(
 
     if front_matter_applies(spec, entry.path):
         count("front_matter")
-        out.update(_front_matter(source, spec, entry.path))
+        try:
+            out.update(_front_matter(source, spec, entry.path))
+        except FileNotFoundError:  # gone since listed: its upload fails and says so
+            logger.info("%s vanished before its front matter was read", entry.path)
     if sidecar is not None:
         count("sidecar")
         try:
             with source.open(sidecar.path) as fh:
                 data = fh.read()
+        except FileNotFoundError:  # gone since listed: as if there were none
+            data = b"{}" if sidecar.path.endswith(".json") else b""
         except OSError as exc:
             why = f"sidecar {sidecar.path} unreadable: {exc}"
             raise MetadataError(entry.path, "*", why) from exc
@@ -286,10 +291,14 @@ def _read(
             count("s3_metadata")
         if spec.s3.tags:
             count("s3_tags")
-        got = source.object_metadata(
-            entry.path, metadata=bool(spec.s3.metadata), tags=bool(spec.s3.tags)
-        )
-        out.update(_unreserved(entry.path, pick_s3(spec, got.user, got.tags)))
+        try:
+            got = source.object_metadata(
+                entry.path, metadata=bool(spec.s3.metadata), tags=bool(spec.s3.tags)
+            )
+        except FileNotFoundError:  # gone since listed: its upload fails and says so
+            logger.info("%s vanished before its S3 metadata was read", entry.path)
+        else:
+            out.update(_unreserved(entry.path, pick_s3(spec, got.user, got.tags)))
     return out
 
 

@@ -188,3 +188,19 @@ def test_planner_rechunks_on_a_rule_change():
     fitting = _doc(dict(LABEL), chunk_method="qa")
     plan = plan_sync([ENTRY], [fitting], PlanOptions(desired=lambda _p: desired))
     assert [a.kind for a in plan.actions] == ["unchanged"]
+
+
+def test_a_file_or_sidecar_gone_since_listed_reads_as_empty(tmp_path):
+    from ragflow_dagster.sources import LocalFolderSource
+    from ragflow_dagster.sources.inventory import Inventory
+    from ragflow_dagster.sync.desired import resolve_desired
+
+    entries = [
+        SourceEntry("a.md", 5, 0.0, "5-0", "aa"),
+        SourceEntry("a.md.meta.json", 9, 0.0, "9-0", "bb"),
+    ]
+    inv = Inventory(entries, [], True, "file:///x", 2, 0.0)
+    spec = load_spec({"front_matter": {"keys": ["title"]}, "sidecar": True})
+    kept, book = resolve_desired(LocalFolderSource(tmp_path), inv, [], spec=spec, rules=None)
+    assert [e.path for e in kept.entries] == ["a.md"]
+    assert book.get("a.md").meta == {} and book.reads["sidecar"] == 1
