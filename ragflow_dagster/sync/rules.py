@@ -52,6 +52,41 @@ DOCUMENT_CHUNK_METHODS: frozenset[str] = frozenset(
 """The methods a document accepts (RAGFlow ``UpdateDocumentReq``, api/utils/validation_utils.py)."""
 
 
+_INT_BOUNDS = {
+    "auto_keywords": (0, 32),
+    "auto_questions": (0, 10),
+    "chunk_token_num": (1, 2048),
+    "topn_tags": (1, 10),
+    "task_page_size": (1, None),
+}
+"""Bounds RAGFlow's ``ParserConfig`` (api/utils/validation_utils.py) puts on these keys."""
+
+
+def check_parser_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Refuse what the server would refuse in the PATCH, before any upload.
+
+    Example:
+        >>> check_parser_config({"chunk_token_num": 4096})
+        Traceback (most recent call last):
+        ...
+        ValueError: parser_config.chunk_token_num: 4096 is not an integer in [1, 2048]
+    """
+    for key, (low, high) in _INT_BOUNDS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        if not ok or (high is not None and value > high):
+            span = f"[{low}, {high}]" if high is not None else f">= {low}"
+            raise ValueError(f"parser_config.{key}: {value!r} is not an integer in {span}")
+    delimiter = config.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
+        raise ValueError("parser_config.delimiter: a non-empty string")
+    if "html4excel" in config and not isinstance(config["html4excel"], bool):
+        raise ValueError("parser_config.html4excel: true or false")
+    return config
+
+
 class ParseRule(BaseModel):
     """One rule: files matching ``glob`` are parsed with ``chunk_method`` and ``parser_config``."""
 
@@ -70,6 +105,11 @@ class ParseRule(BaseModel):
                 f"({', '.join(sorted(DOCUMENT_CHUNK_METHODS))})"
             )
         return value
+
+    @field_validator("parser_config")
+    @classmethod
+    def _config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_parser_config(value)
 
 
 class ParseRules(BaseModel):
@@ -190,6 +230,7 @@ __all__ = [
     "DesiredParse",
     "ParseRule",
     "ParseRules",
+    "check_parser_config",
     "desired_parse",
     "forced_method",
     "load_rules",

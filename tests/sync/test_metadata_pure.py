@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -204,3 +206,17 @@ def test_a_file_or_sidecar_gone_since_listed_reads_as_empty(tmp_path):
     kept, book = resolve_desired(LocalFolderSource(tmp_path), inv, [], spec=spec, rules=None)
     assert [e.path for e in kept.entries] == ["a.md"]
     assert book.get("a.md").meta == {} and book.reads["sidecar"] == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({"chunk_token_num": 0}, "chunk_token_num: 0 is not an integer in [1, 2048]"),
+        ({"auto_keywords": 99}, "auto_keywords"),
+        ({"chunk_token_num": "128"}, "chunk_token_num"),
+        ({"delimiter": ""}, "delimiter"),
+    ],
+)
+def test_rules_refuse_parser_configs_the_server_refuses(config, needle):
+    with pytest.raises(ValidationError, match=re.escape(needle)):
+        load_rules([{"glob": "*", "chunk_method": "naive", "parser_config": config}])
