@@ -187,37 +187,49 @@ def resolve_desired(
     method = default_method if isinstance(default_method, str) else "naive"
     stored = _stored_documents(documents)
     book = DesiredBook(active=True, reads=dict.fromkeys(_READ_KINDS, 0))
-    lock = threading.Lock()
-
-    def one(entry: SourceEntry) -> tuple[str, Desired]:
-        uri = source.uri_for(entry.path) if spec.function is not None else ""  # for it only
-        file = SourceFile(entry.path, uri, entry.size, entry.modified)
-        meta = cheap_meta(spec, file)
-        read: dict[str, Any] = {}
-        token = None
-        if spec.reads:
+    entries = inventory.entries
+    tokens: dict[str, str] = {}
+    read: dict[str, dict[str, Any]] = {}
+    if spec.reads:
+        # the values kept on an unchanged document serve; only the rest is read, concurrently
+        fingerprint = spec.read_fingerprint()
+        to_read: list[SourceEntry] = []
+        for entry in entries:
             sidecar = sidecars.get(entry.path)
-            token = meta_token(spec, sidecar.change_token if sidecar else None)
+            token = meta_token(fingerprint, sidecar.change_token if sidecar else None)
+            tokens[entry.path] = token
             doc = stored.get(entry.path)
             if doc is not None and _fresh(doc, entry, token):
                 wanted = doc.meta_fields.get(META_READ_KEYS_KEY) or []
-                read = {k: doc.meta_fields[k] for k in wanted if k in doc.meta_fields}
+                wanted = [wanted] if isinstance(wanted, str) else wanted
+                read[entry.path] = {k: doc.meta_fields[k] for k in wanted if k in doc.meta_fields}
             else:
-                read = _read(source, spec, entry, sidecar, book, lock)
-        meta.update(read)
+                to_read.append(entry)
+        lock = threading.Lock()
+
+        def fetch(entry: SourceEntry) -> tuple[str, dict[str, Any]]:
+            return entry.path, _read(source, spec, entry, sidecars.get(entry.path), book, lock)
+
+        if len(to_read) > 1 and max_workers > 1:
+            with ThreadPoolExecutor(max_workers=max_workers) as pool:
+                read.update(pool.map(fetch, to_read))
+        else:
+            read.update(map(fetch, to_read))
+
+    for entry in entries:
+        uri = source.uri_for(entry.path) if spec.function is not None else ""  # for it only
+        file = SourceFile(entry.path, uri, entry.size, entry.modified)
+        meta = cheap_meta(spec, file)
+        values = read.get(entry.path, {})
+        meta.update(values)
         func = function_meta(spec, file)
         meta.update(func)
-        checked = validate_meta(entry.path, meta)
-        read_keys = tuple(sorted(k for k in read if k not in func))
-        parse = desired_parse(rules, entry.path, default_method=method)
-        return entry.path, Desired(meta=checked, read_keys=read_keys, token=token, parse=parse)
-
-    entries = inventory.entries
-    if spec.reads and len(entries) > 1 and max_workers > 1:
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            book.by_path = dict(pool.map(one, entries))
-    else:
-        book.by_path = dict(one(e) for e in entries)
+        book.by_path[entry.path] = Desired(
+            meta=validate_meta(entry.path, meta),
+            read_keys=tuple(sorted(k for k in values if k not in func)),
+            token=tokens.get(entry.path),
+            parse=desired_parse(rules, entry.path, default_method=method),
+        )
     return inventory, book
 
 

@@ -330,14 +330,16 @@ def parse_sidecar(path: str, data: bytes) -> dict[str, Any]:
     return {str(k): _plain(v) for k, v in loaded.items()}
 
 
-def meta_token(spec: MetadataSpec, sidecar_token: str | None) -> str:
-    """The change token of the read sources of one file.
+def meta_token(spec: MetadataSpec | str, sidecar_token: str | None) -> str:
+    """The change token of the read sources of one file (``spec``: the spec or its
+    :meth:`~MetadataSpec.read_fingerprint`, computed once for many files).
 
     Example:
         >>> len(meta_token(MetadataSpec(sidecar=True), "12-345"))
         16
     """
-    text = spec.read_fingerprint() + "\x00" + (sidecar_token or "")
+    fingerprint = spec if isinstance(spec, str) else spec.read_fingerprint()
+    text = fingerprint + "\x00" + (sidecar_token or "")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
