@@ -57,7 +57,7 @@ def meta_changes(desired: Desired | None, meta_fields: Mapping[str, Any]) -> tup
         ...              {"department": "HR", "meta_keys": ["department"]})
         ('department HR→People',)
     """
-    if desired is None:
+    if desired is None or not desired.mapped:
         return None
     meta = meta_fields or {}
     keys = meta.get(META_KEYS_KEY) or []
@@ -82,14 +82,15 @@ def meta_changes(desired: Desired | None, meta_fields: Mapping[str, Any]) -> tup
 
 def kept_meta(desired: Desired | None, meta_fields: Mapping[str, Any]) -> dict[str, Any]:
     """The document's keys a relabel keeps: the ones set by hand (neither identity nor mapped);
-    without an active mapping (``desired`` None) also the mapped keys and their bookkeeping.
+    without a mapping (``desired`` None, or rules only) also the mapped keys and their
+    bookkeeping.
 
     Example:
         >>> kept_meta(Desired(meta={"a": 1}), {"a": 0, "meta_keys": ["a"], "note": "mine"})
         {'note': 'mine'}
     """
     meta = meta_fields or {}
-    if desired is None:
+    if desired is None or not desired.mapped:
         return {k: v for k, v in meta.items() if k not in META_KEYS}
     mapped = meta.get(META_KEYS_KEY) or []
     mapped = {mapped} if isinstance(mapped, str) else set(mapped)

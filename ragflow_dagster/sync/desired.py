@@ -73,15 +73,20 @@ class Desired:
         read_keys: The keys of ``meta`` whose value was read (front matter, sidecar, S3).
         token: The ``meta_token`` (``None`` when the spec reads nothing).
         parse: The parse settings (``None`` when no rules are configured).
+        mapped: False when no mapping is given (only rules): the document's mapped keys are
+            then left as they are.
     """
 
     meta: dict[str, MetaValue] = field(default_factory=dict)
     read_keys: tuple[str, ...] = ()
     token: str | None = None
     parse: DesiredParse | None = None
+    mapped: bool = True
 
     def meta_fields(self) -> dict[str, Any]:
         """``meta`` plus the bookkeeping keys, as written to the document."""
+        if not self.mapped:
+            return {}
         out: dict[str, Any] = dict(self.meta)
         if self.meta:
             out[META_KEYS_KEY] = sorted(self.meta)
@@ -173,6 +178,7 @@ def resolve_desired(
     """
     if spec is None and not rules:
         return inventory, DesiredBook()  # no opinion: mapped keys stay as they are
+    mapped = spec is not None
     spec = spec or MetadataSpec()
     rules = rules or ParseRules()
     if spec.s3 is not None and not source.supports_object_metadata:
@@ -229,6 +235,7 @@ def resolve_desired(
             read_keys=tuple(sorted(k for k in values if k not in func)),
             token=tokens.get(entry.path),
             parse=desired_parse(rules, entry.path, default_method=method),
+            mapped=mapped,
         )
     return inventory, book
 

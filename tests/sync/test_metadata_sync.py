@@ -348,10 +348,17 @@ def test_rules_at_upload_then_a_rule_change_reparses_exactly_the_affected(
     for path in ("docs/c.txt", "docs/d.txt", "e.txt"):
         assert after[path]["update_time"] > updated[path]
 
+    # rules alone leave keys a mapping set as they are, through a re-chunk too
+    mapped = load_spec({"static": [{"glob": "docs/**", "set": {"kind": "doc"}}]})
+    assert sync_source(client, source, dataset.id, SyncOptions(rules=changed, metadata=mapped))
+    assert docs_by_path(raw, dataset.id)["docs/c.txt"]["meta_fields"]["kind"] == "doc"
+
     # dropping the rules of docs/ brings them back to the dataset's default
     back = sync_source(client, source, dataset.id, SyncOptions(rules=rules))
-    assert back.counts["rechunked"] == 2
-    assert docs_by_path(raw, dataset.id)["docs/d.txt"]["chunk_method"] == "naive"
+    assert back.counts["rechunked"] == 2 and back.counts["relabelled"] == 0
+    final = docs_by_path(raw, dataset.id)
+    assert final["docs/d.txt"]["chunk_method"] == "naive"
+    assert final["docs/d.txt"]["meta_fields"]["kind"] == "doc"
 
 
 def test_unknown_chunk_method_is_refused_before_any_upload():
