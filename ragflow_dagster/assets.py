@@ -6,6 +6,7 @@ A thin user of :func:`~ragflow_dagster.asset_decorator.ragflow_ingestion_assets`
 job tagged with the dataset (one run per dataset at a time).
 """
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +20,8 @@ from ragflow_dagster.partitions import Partitioning, PartitioningKind
 from ragflow_dagster.resource import RAGFlowResource
 from ragflow_dagster.sources import FileFilters, Source
 from ragflow_dagster.sync.engine import SyncOptions
+from ragflow_dagster.sync.metadata import MetadataSpec, load_spec
+from ragflow_dagster.sync.rules import ParseRules, load_rules
 from ragflow_dagster.translator import (
     DagsterRAGFlowTranslator,
     DatasetConfig,
@@ -126,6 +129,8 @@ def build_ragflow_ingestion(
     retrieval_probes: Sequence[RetrievalProbe] = (),
     pool: str | None = None,
     blocking_checks: bool = True,
+    metadata: MetadataSpec | Mapping[str, Any] | None = None,
+    rules: ParseRules | Sequence[Mapping[str, Any]] | None = None,
 ) -> RAGFlowIngestion:
     """Build the assets, checks and job that keep one RAGFlow dataset in sync with one source.
 
@@ -148,6 +153,10 @@ def build_ragflow_ingestion(
         retrieval_probes: Optional retrieval smoke tests checked on ``chunks``.
         pool: Concurrency pool of the sync step (default: ``ragflow_<name>``, one per dataset).
         blocking_checks: Failed checks fail the step.
+        metadata: The metadata mapping (:class:`~ragflow_dagster.sync.metadata.MetadataSpec`
+            or its mapping form) merged into each document's ``meta_fields``.
+        rules: Per-file parsing rules (:class:`~ragflow_dagster.sync.rules.ParseRules` or a
+            list of ``{glob, chunk_method, parser_config}``); unknown methods fail here.
 
     Returns:
         The :class:`RAGFlowIngestion`.
@@ -163,6 +172,13 @@ def build_ragflow_ingestion(
     """
     ds = DatasetConfig(dataset) if isinstance(dataset, str) else dataset
     slug = slugify(name or ds.name)
+    if metadata is not None or rules is not None:
+        base = sync_options or SyncOptions()
+        sync_options = dataclasses.replace(
+            base,
+            metadata=load_spec(metadata) if metadata is not None else base.metadata,
+            rules=load_rules(rules) if rules is not None else base.rules,
+        )
     target = RAGFlowTarget.create(
         source=source,
         dataset=ds,

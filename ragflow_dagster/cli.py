@@ -41,6 +41,7 @@ from ragflow_dagster.cli_options import (
     UsageError,
     add_sync_arguments,
     filters_from_args,
+    mapping_from_args,
     parse_size,
 )
 
@@ -214,6 +215,7 @@ def _run_sync(args: argparse.Namespace) -> int:
         from ragflow_dagster.cli_routed import load_routes_file
 
         routes = load_routes_file(args.routes_file)
+    metadata, rules = mapping_from_args(args)
 
     from ragflow_dagster.sources import LocalFolderSource, SourceError, source_from_uri
 
@@ -248,6 +250,8 @@ def _run_sync(args: argparse.Namespace) -> int:
         delete_removed=not args.keep_removed,
         lease=not args.no_lease,
         mass_delete_hint="--allow-mass-delete",
+        metadata=metadata,
+        rules=rules,
     )
     try:
         client = RAGFlowClient(
@@ -429,6 +433,9 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, c
     from ragflow_dagster.sync.report import SyncReport
 
     report = SyncReport(dataset_id="", source_uri=source.uri, dataset_name=name, dry_run=True)
+    from ragflow_dagster.sync.desired import without_sidecars
+
+    inventory = without_sidecars(inventory, options.metadata)
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete

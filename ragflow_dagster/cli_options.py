@@ -25,6 +25,7 @@ __all__ = [
     "UsageError",
     "add_sync_arguments",
     "filters_from_args",
+    "mapping_from_args",
     "parse_size",
 ]
 
@@ -286,6 +287,22 @@ def add_sync_arguments(p: argparse.ArgumentParser) -> None:
         help="text encoding of the content filters (default: utf-8)",
     )
 
+    mapping = p.add_argument_group("metadata and parsing rules (README: Metadata mapping)")
+    mapping.add_argument(
+        "--metadata-file",
+        type=Path,
+        metavar="PATH",
+        help="YAML/JSON metadata mapping merged into each document's meta_fields (static "
+        "values by glob, path regex groups, front matter keys, sidecars, S3 metadata/tags)",
+    )
+    mapping.add_argument(
+        "--rules-file",
+        type=Path,
+        metavar="PATH",
+        help="YAML/JSON list of {glob, chunk_method, parser_config}: the first match wins, "
+        "else the dataset's default",
+    )
+
     run = p.add_argument_group("run")
     run.add_argument("--dry-run", action="store_true", help="plan and report; change nothing")
     run.add_argument(
@@ -345,6 +362,31 @@ def add_sync_arguments(p: argparse.ArgumentParser) -> None:
 
 class UsageError(Exception):
     """Bad input found after parsing (the message names the flag); exit code 2."""
+
+
+def mapping_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The metadata spec and parsing rules of ``--metadata-file`` / ``--rules-file``.
+
+    Raises:
+        UsageError: A file cannot be read or is not valid (the message names the flag).
+    """
+    from pydantic import ValidationError
+
+    from ragflow_dagster.sync.metadata import load_spec_file
+    from ragflow_dagster.sync.rules import load_rules_file
+
+    spec = rules = None
+    try:
+        if args.metadata_file is not None:
+            spec = load_spec_file(args.metadata_file)
+    except (ValueError, ValidationError) as exc:
+        raise UsageError(f"--metadata-file: {exc}") from None
+    try:
+        if args.rules_file is not None:
+            rules = load_rules_file(args.rules_file)
+    except (ValueError, ValidationError) as exc:
+        raise UsageError(f"--rules-file: {exc}") from None
+    return spec, rules
 
 
 def filters_from_args(args: argparse.Namespace) -> Any:

@@ -225,6 +225,8 @@ def _documents_metadata(
     meta["summary"] = dg.MetadataValue.md(_markdown(report, api_calls))
     meta["report"] = dg.MetadataValue.json(data)
     meta["actions"] = _actions_table(report)
+    if data.get("decisions"):  # metadata and parse-rule changes, by change
+        meta["decisions"] = dg.MetadataValue.json(data["decisions"])
     if dataset_url:
         meta["dataset_url"] = dg.MetadataValue.url(dataset_url)
     return meta
@@ -292,6 +294,12 @@ def _markdown(report: SyncReport, api_calls: int) -> str:
         f"{report.bytes_uploaded / 1e6:.1f} MB uploaded in {report.total_seconds:.1f}s "
         f"with {api_calls} API calls.",
     ]
+    verb = {"relabel": "relabel", "rechunk": "re-chunk"}
+    for kind, changes in report.decisions().items():
+        lines += [
+            "",
+            *[f"- {verb[kind]} {n}: {change}" for change, n in list(changes.items())[:10]],
+        ]
     if report.guard_message:
         lines += ["", f"> **{report.guard_message}**"]
     if report.errors:

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 
 from ragflow_dagster.client import Dataset, RAGFlowClient, ensure_dataset
 from ragflow_dagster.sources import Source, build_inventory
+from ragflow_dagster.sync.desired import without_sidecars
 from ragflow_dagster.sync.engine import (
     SyncAbortedError,
     SyncOptions,
@@ -279,7 +280,7 @@ class RAGFlowResource(dg.ConfigurableResource):
         yield from sync_events(
             view,
             report,
-            inventory=inventory,
+            inventory=without_sidecars(inventory, opts.metadata),  # sidecars are no documents
             before=docs,
             client=client,
             dataset_id=dataset_rec.id,

@@ -29,6 +29,10 @@ _VISUAL = (
     "jpg jpeg png tif gif bmp pcx tga exif fpx svg psd cdr pcd dxf ufo eps ai raw webp avif apng "
     "icon ico mpg mpeg avi rm rmvb mov wmv asf dat asx wvx mpe mpa mp4 mkv"
 )
+AUDIO_SUFFIXES: frozenset[str] = frozenset(_AUDIO.split())
+"""Suffixes RAGFlow files as audio (their chunk method is always ``audio``)."""
+VISUAL_SUFFIXES: frozenset[str] = frozenset(_VISUAL.split())
+"""Suffixes RAGFlow files as images or video (their chunk method is always ``picture``)."""
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(f"{_DOCUMENTS} {_AUDIO} {_VISUAL}".split())
 """File name suffixes (lower case, without the dot) that RAGFlow v0.13-v0.27 accepts."""
 
@@ -75,8 +79,10 @@ def decode_wire_name(name: str) -> str:
 
 
 __all__ = [
+    "AUDIO_SUFFIXES",
     "NAME_LIMIT_BYTES",
     "SUPPORTED_SUFFIXES",
+    "VISUAL_SUFFIXES",
     "decode_wire_name",
     "is_supported_name",
     "name_suffix",

@@ -13,6 +13,11 @@ Example ``defs.yaml``::
         extensions: [pdf, docx, md]
         exclude_dirs: [.git, node_modules]
         max_size: 50MB
+      metadata:
+        static: [{glob: "hr/**", set: {department: HR}}]
+        front_matter: {keys: [title, author]}
+      rules:
+        - {glob: "faq/**", chunk_method: qa}
       partitioning: none
       sensor: {minimum_interval_seconds: 30, settle_seconds: 60}
       schedule: {cron: "0 2 * * *"}
@@ -42,6 +47,8 @@ from ragflow_dagster.components.models import (
     DatasetModel,
     FiltersModel,
     FreshnessModel,
+    MetadataModel,
+    ParseRuleModel,
     ResourceModel,
     RouteModel,
     ScheduleModel,
@@ -122,6 +129,14 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
         description="Base of the job, partitions and sensor names (default: the dataset name).",
     )
     filters: FiltersModel | None = Field(default=None, description="Which files take part.")
+    metadata: MetadataModel | None = Field(
+        default=None, description="Metadata mapped into each document's meta_fields."
+    )
+    rules: list[ParseRuleModel] = Field(
+        default_factory=list,
+        description="Per-file parsing rules, first match wins: [{glob, chunk_method, "
+        "parser_config}]; else the dataset's default.",
+    )
     partitioning: Literal["none", "shards", "files"] = Field(
         default="none",
         description="none: unpartitioned, a reconcile is one run (default); shards: static "
@@ -199,11 +214,34 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
             encoding=f.encoding,
         )
 
+    def build_mapping(self) -> tuple[Any, Any]:
+        """The :class:`~ragflow_dagster.sync.metadata.MetadataSpec` and
+        :class:`~ragflow_dagster.sync.rules.ParseRules` (``None`` when not set).
+
+        Raises:
+            ValueError: A malformed mapping or an unknown chunk method (names the section).
+        """
+        from pydantic import ValidationError
+
+        from ragflow_dagster.sync.metadata import load_spec
+        from ragflow_dagster.sync.rules import load_rules
+
+        try:
+            spec = None if self.metadata is None else load_spec(self.metadata.model_dump())
+        except ValidationError as exc:
+            raise ValueError(f"metadata: {exc}") from None
+        try:
+            rules = load_rules([r.model_dump() for r in self.rules]) if self.rules else None
+        except ValidationError as exc:
+            raise ValueError(f"rules: {exc}") from None
+        return spec, rules
+
     def build_sync_options(self) -> Any:
         """The :class:`~ragflow_dagster.sync.engine.SyncOptions` of ``sync:``."""
         from ragflow_dagster.sync.engine import SyncOptions
 
         s = self.sync
+        metadata, rules = self.build_mapping()
         return SyncOptions(
             max_workers=s.max_workers,
             wait=s.wait,
@@ -212,6 +250,8 @@ class RAGFlowIngestionComponent(dg.Component, dg.Model, dg.Resolvable):
             max_delete_fraction=s.max_delete_fraction,
             allow_mass_delete=s.allow_mass_delete,
             delete_removed=s.delete_removed,
+            metadata=metadata,
+            rules=rules,
         )
 
     def build_freshness(self) -> dg.FreshnessPolicy:

@@ -240,12 +240,48 @@ class ResourceModel(dg.Model, dg.Resolvable):
     )
 
 
+class MetadataModel(dg.Model, dg.Resolvable):
+    """The metadata mapping merged into each document's ``meta_fields`` (the same fields as a
+    ``--metadata-file``; README: Metadata mapping). Later sources win for the same key."""
+
+    static: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Fixed values by glob: [{glob: 'hr/**', set: {department: HR}}].",
+    )
+    from_path: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Named regex groups of the relative path: [{regex: '^(?P<team>[^/]+)/', "
+        "types: {year: int}}] (types: str, int, float, date, list).",
+    )
+    front_matter: dict[str, Any] | None = Field(
+        default=None, description="Keys of the YAML front matter of Markdown: {keys: [title]}."
+    )
+    sidecar: bool = Field(
+        default=False, description="Read <name>.meta.json / .meta.yaml next to each file."
+    )
+    s3: dict[str, Any] | None = Field(
+        default=None, description="S3 user metadata and tags: {metadata: [owner], tags: true}."
+    )
+
+
+class ParseRuleModel(dg.Model, dg.Resolvable):
+    """One parsing rule: files matching ``glob`` get ``chunk_method`` and ``parser_config``."""
+
+    glob: str = Field(description="Glob on the relative path ('faq/**', '*.csv').")
+    chunk_method: str = Field(description="naive, qa, table, manual, paper, book, one, ...")
+    parser_config: dict[str, Any] = Field(
+        default_factory=dict, description="Merged into the document's parser_config."
+    )
+
+
 __all__ = [
     "ChecksModel",
     "DatasetModel",
     "Duration",
     "FiltersModel",
     "FreshnessModel",
+    "MetadataModel",
+    "ParseRuleModel",
     "ProbeModel",
     "ResourceModel",
     "RouteModel",

@@ -47,6 +47,19 @@ attributes:
     # max_size: 50MB
     # modified_after: "2024-01-01"
 
+  # Your own meta_fields on each document (README: Metadata mapping); later sources win.
+  # metadata:
+  #   static: [{{glob: "hr/**", set: {{department: HR}}}}]
+  #   from_path: [{{regex: '^(?P<team>[^/]+)/(?P<year>\\d{{4}})/', types: {{year: int}}}}]
+  #   front_matter: {{keys: [title, author]}}
+  #   sidecar: true               # <name>.meta.json / .meta.yaml next to a file
+  #   s3: {{metadata: [owner], tags: true}}
+
+  # Per-file parsing rules: the first match wins, else the dataset's chunk_method.
+  # rules:
+  #   - {{glob: "faq/**", chunk_method: qa}}
+  #   - {{glob: "*.csv", chunk_method: table}}
+
   # none: a reconcile is one run (default, scales to 100,000+ files); shards: static hash
   # shards to select and backfill; files: a dynamic partition per file (small trees only).
   partitioning: {partitioning}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MemberDescriptorType
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
@@ -115,6 +115,14 @@ def unsafe_path_reason(rel: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectMetadata:
+    """An object's user metadata (``x-amz-meta-*``, names lower-cased) and tags."""
+
+    user: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class SourceError(Exception):
     """The source as a whole cannot be listed (missing root, not a directory, no such bucket).
 
@@ -162,7 +170,9 @@ class Source(abc.ABC):
       ``iter_pages`` pages through the listing and resumes after a cursor;
     * ``supports_conditional_open``: :meth:`open` honours ``expected_token`` (raises
       :class:`ContentChangedError` when the entry changed since it was listed);
-    * ``supports_stat``: :meth:`stat` gives a fresh entry for one path.
+    * ``supports_stat``: :meth:`stat` gives a fresh entry for one path;
+    * ``supports_object_metadata``: :meth:`object_metadata` gives one object's user metadata and
+      tags (S3), one request per kind asked for.
 
     A subclass implements :attr:`uri`, :meth:`uri_for`, :meth:`open` and one of
     :meth:`scan_batches` or :meth:`scan` (each has a default built on the other). Listing goes
@@ -190,6 +200,7 @@ class Source(abc.ABC):
     supports_resumable_listing: ClassVar[bool] = False
     supports_conditional_open: ClassVar[bool] = False
     supports_stat: ClassVar[bool] = False
+    supports_object_metadata: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -262,6 +273,17 @@ class Source(abc.ABC):
             OSError: It cannot be looked at.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot stat one path")
+
+    def object_metadata(
+        self, path: str, *, metadata: bool = True, tags: bool = True
+    ) -> ObjectMetadata:
+        """User metadata and tags of one object (sources declaring ``supports_object_metadata``).
+
+        Raises:
+            FileNotFoundError: No such object.
+            OSError: It cannot be looked at.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no object metadata")
 
 
 class PagedSource(Source):
@@ -344,6 +366,7 @@ __all__ = [
     "Batch",
     "ContentChangedError",
     "KnownFingerprint",
+    "ObjectMetadata",
     "Page",
     "PagedSource",
     "SkippedEntry",

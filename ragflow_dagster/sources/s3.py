@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from ragflow_dagster.sources.base import (
     ContentChangedError,
     KnownFingerprint,
+    ObjectMetadata,
     PagedSource,
     SkippedEntry,
     SourceEntry,
@@ -139,6 +140,7 @@ class S3Source(PagedSource):
     supports_known_fingerprints = True
     supports_conditional_open = True
     supports_stat = True
+    supports_object_metadata = True
 
     def __init__(
         self,
@@ -412,6 +414,30 @@ class S3Source(PagedSource):
         # an io.RawIOBase serves the BinaryIO that Source.open promises (read, readinto, close);
         # typeshed types the two apart
         return S3ObjectReader(response["Body"], key=key, size=size, etag=etag)  # type: ignore[return-value]
+
+    def object_metadata(
+        self, path: str, *, metadata: bool = True, tags: bool = True
+    ) -> ObjectMetadata:
+        """User metadata (``head_object``) and tags (``get_object_tagging``) of one object;
+        only the requests asked for are made.
+
+        Raises:
+            FileNotFoundError: No such object.
+            OSError: Any other S3 error.
+        """
+        key = self._key(path)
+        user: dict[str, str] = {}
+        tag_map: dict[str, str] = {}
+        try:
+            if metadata:
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
+                user = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
+            if tags:
+                reply = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+                tag_map = {str(t["Key"]): str(t["Value"]) for t in reply.get("TagSet") or []}
+        except Exception as exc:
+            raise _as_os_error(exc, key) from exc
+        return ObjectMetadata(user=user, tags=tag_map)
 
 
 __all__ = ["S3ObjectReader", "S3Source"]

@@ -18,7 +18,14 @@ from ragflow_dagster.sources import (
     SourceError,
     build_inventory,
 )
-from ragflow_dagster.sync.execute import ExecuteOptions, PlanExecutor, Progress, count_outcomes
+from ragflow_dagster.sync.desired import DesiredBook, resolve_desired
+from ragflow_dagster.sync.execute import (
+    ExecuteOptions,
+    PlanExecutor,
+    Progress,
+    count_outcomes,
+    planned_detail,
+)
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
     META_SHA256,
@@ -27,8 +34,10 @@ from ragflow_dagster.sync.identity import (
     managed_path,
 )
 from ragflow_dagster.sync.lease import dataset_lease
+from ragflow_dagster.sync.metadata import MetadataSpec
 from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, Unchanged, plan_sync
 from ragflow_dagster.sync.report import SyncReport
+from ragflow_dagster.sync.rules import ParseRules
 from ragflow_dagster.sync.verify import list_complete, only_waiting, verdict
 
 logger = logging.getLogger("ragflow_dagster.sync")
@@ -62,6 +71,9 @@ class SyncOptions:
             second run waits for the first instead of redoing its work.
         lease_timeout: How long to wait for the lease before syncing anyway, in seconds.
         mass_delete_hint: How this caller lifts the guard, named in the guard's message.
+        metadata: The metadata mapping merged into each document's ``meta_fields``
+            (:mod:`.metadata`); ``None`` leaves the keys a mapping set earlier as they are.
+        rules: Per-file parsing rules (:mod:`.rules`); ``None``: the dataset's default.
     """
 
     filters: FileFilters | None = None
@@ -80,6 +92,8 @@ class SyncOptions:
     lease: bool = True
     lease_timeout: float = 600.0
     mass_delete_hint: str = "allow_mass_delete=True"
+    metadata: MetadataSpec | None = None
+    rules: ParseRules | None = None
 
 
 class SyncAbortedError(RAGFlowError):
@@ -125,6 +139,7 @@ def make_plan(
     *,
     token_is_content: bool,
     in_scope: Callable[[str], bool] | None = None,
+    desired: DesiredBook | None = None,
 ) -> Plan:
     """The planner's view of one sync."""
     return plan_sync(
@@ -140,6 +155,7 @@ def make_plan(
             reparse_failed=options.reparse_failed,
             change_token_is_content_hash=token_is_content,
             mass_delete_hint=options.mass_delete_hint,
+            desired=desired.get if desired is not None and desired.active else None,
         ),
     )
 
@@ -238,6 +254,16 @@ def _sync(
         t = time.monotonic()
         inventory = build_inventory(source, opts.filters, known=known_files(docs))
         report.durations["inventory"] = time.monotonic() - t
+    inventory, desired = resolve_desired(
+        source,
+        inventory,
+        docs,
+        spec=opts.metadata,
+        rules=opts.rules,
+        default_method=lambda: client.get_dataset(dataset_id).chunk_method,
+        max_workers=opts.max_workers,
+    )
+    report.counts["metadata_reads"] = sum(desired.reads.values())
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete
@@ -248,6 +274,7 @@ def _sync(
         wait=opts.wait,
         parse_timeout=opts.parse_timeout,
         parse_retries=opts.parse_retries,
+        desired=desired,
     )
     given_up: set[str] = set()  # paths that failed for good in an earlier round
     retried: set[str] = set()  # paths that failed in a way another round could mend
@@ -264,6 +291,7 @@ def _sync(
             opts,
             token_is_content=token_is_content,
             in_scope=scope if (given_up or opts.in_scope) else None,
+            desired=desired,
         )
         report.durations["plan"] = report.durations.get("plan", 0.0) + time.monotonic() - t
         report.guard_message = plan.guard_message
@@ -343,6 +371,7 @@ def _record_planned(report: SyncReport, plan: Plan) -> None:
         "unchanged": "unchanged",
         "adopt": "adopted",
         "relabel": "relabelled",
+        "rechunk": "rechunked",
         "reparse": "reparsed",
     }
     for action in plan.actions:
@@ -353,7 +382,13 @@ def _record_planned(report: SyncReport, plan: Plan) -> None:
                 report.record(action.path, "delete", "planned", doc_id=doc_id, detail=action.reason)
             continue
         report.add(counts[action.kind])
-        report.record(action.path, action.kind, "planned", doc_id=getattr(action, "doc_id", None))
+        report.record(
+            action.path,
+            action.kind,
+            "planned",
+            doc_id=getattr(action, "doc_id", None),
+            detail=planned_detail(action),
+        )
     for d in plan.withheld_deletes:
         for doc_id in d.doc_ids:
             report.record(d.path, "delete", "withheld", doc_id=doc_id, detail="mass-delete guard")

@@ -19,7 +19,6 @@ lists again afterwards and plans once more for whatever is still wrong.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -42,6 +41,9 @@ from ragflow_dagster.client import (
 )
 from ragflow_dagster.client.naming import is_supported_name
 from ragflow_dagster.sources import HashingReader, Source, SourceEntry
+from ragflow_dagster.sync.counting import HashSink, count_outcomes
+from ragflow_dagster.sync.decide import Rechunk, rule_fields
+from ragflow_dagster.sync.desired import DesiredBook
 from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
 from ragflow_dagster.sync.parse_wait import (
     ParseTracker,
@@ -69,16 +71,6 @@ logger = logging.getLogger("ragflow_dagster.sync")
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: called as work completes."""
 
-_ACTION_COUNT = {
-    "upload": "uploaded",
-    "replace": "replaced",
-    "adopt": "adopted",
-    "move": "moved",
-    "relabel": "relabelled",
-    "reparse": "reparsed",
-    "unchanged": "unchanged",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ExecuteOptions:
@@ -92,6 +84,7 @@ class ExecuteOptions:
         parse_retries: How many times a failed parse is started again.
         poll_interval: First polling interval; it grows to ``max_poll_interval``.
         max_poll_interval: Longest polling interval, in seconds.
+        desired: The mapped metadata and parse rules (:mod:`.desired`), merged into labels.
     """
 
     max_workers: int = 4
@@ -101,6 +94,7 @@ class ExecuteOptions:
     parse_retries: int = 1
     poll_interval: float = 0.2
     max_poll_interval: float = 2.0
+    desired: DesiredBook = field(default_factory=DesiredBook, compare=False)
 
 
 @dataclass
@@ -168,7 +162,7 @@ class PlanExecutor:
         self._timed(
             "labels",
             self._labels,
-            [a for k in ("relabel", "move", "adopt") for a in by_kind.get(k, [])],
+            [a for k in ("relabel", "rechunk", "move", "adopt") for a in by_kind.get(k, [])],
         )
         uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
         self._timed("upload", self._uploads, [*uploads, *self._late_uploads])
@@ -233,28 +227,38 @@ class PlanExecutor:
             self._in_pool("labels", self._label_one, [(a,) for a in actions], len(actions))
 
     def _label_one(self, action: Action) -> None:
-        assert isinstance(action, (Relabel, Move, Adopt))
+        assert isinstance(action, (Relabel, Rechunk, Move, Adopt))
         entry = action.entry
         try:
             if isinstance(action, Adopt):
                 self._adopt(action)
                 return
-            if entry.sha256 is None and isinstance(action, Move) and action.known_sha256:
+            if entry.sha256 is None and action.known_sha256:
                 meta = self._meta(entry, action.known_sha256, entry.size)
             elif entry.sha256 is None:
                 meta = self._meta(entry, *self._hash_source(entry))
             else:
                 meta = self._meta(entry, entry.sha256, entry.size)
+            if isinstance(action, (Relabel, Rechunk)) and action.kept:
+                meta = {**action.kept, **meta}  # keys set by hand stay
             if isinstance(action, Move):
                 self._rename(action.doc_id, entry.path, meta)
+            elif isinstance(action, Rechunk):
+                self.client.update_document(
+                    self.dataset_id,
+                    action.doc_id,
+                    meta_fields=meta,
+                    chunk_method=action.chunk_method,
+                    parser_config=action.parser_config or None,
+                )
             else:
                 self.client.update_document(self.dataset_id, action.doc_id, meta_fields=meta)
         except (RAGFlowError, OSError) as exc:
             self._fail(action.path, action.kind, exc, doc_id=action.doc_id)
             return
-        detail = f"from {action.from_path}" if isinstance(action, Move) else ""
+        detail = planned_detail(action)
         self.report.record(action.path, action.kind, "ok", doc_id=action.doc_id, detail=detail)
-        if action.needs_parse:
+        if isinstance(action, Rechunk) or action.needs_parse:
             self._want_parse(action.doc_id, action.path)
 
     def _adopt(self, action: Adopt) -> None:
@@ -307,7 +311,7 @@ class PlanExecutor:
 
     def _hash_document(self, doc_id: str) -> tuple[str, int] | None:
         """sha256 and size of a document's stored bytes (downloaded), or None if unreadable."""
-        sink = _HashSink()
+        sink = HashSink()
         try:
             self.client.download_document(self.dataset_id, doc_id, sink)
         except RAGFlowUnavailableError:
@@ -318,7 +322,8 @@ class PlanExecutor:
         return sink.hexdigest(), sink.size
 
     def _meta(self, entry: SourceEntry, sha256: str | None, size: int) -> dict[str, Any]:
-        return managed_meta(
+        """The label: the mapped metadata, then the identity keys (which always win)."""
+        return self.opts.desired.meta_fields(entry.path) | managed_meta(
             source_uri=self.source.uri_for(entry.path),
             path=entry.path,
             sha256=sha256 or "",
@@ -327,12 +332,20 @@ class PlanExecutor:
         )
 
     def _rename(
-        self, doc_id: str, path: str, meta: dict[str, Any] | None, *, taken: bool = False
+        self,
+        doc_id: str,
+        path: str,
+        meta: dict[str, Any] | None,
+        *,
+        taken: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         """Give ``doc_id`` the name of ``path`` (or ``name(k).ext`` when taken), setting
-        ``meta`` in the same update; returns the name it got (``""``: it kept its own).
+        ``meta`` (and ``extra``: a parse rule) in the same update; returns the name it got
+        (``""``: it kept its own).
 
         ``taken``: the plain name is known to be in use (the old version of a replace)."""
+        extra = extra or {}
         wanted = document_name(path)
         stem, dot, ext = wanted.rpartition(".")
         if not dot or "/" in ext:
@@ -342,12 +355,14 @@ class PlanExecutor:
         ]
         for name in candidates[1:] if taken else candidates:
             try:
-                self.client.update_document(self.dataset_id, doc_id, name=name, meta_fields=meta)
+                self.client.update_document(
+                    self.dataset_id, doc_id, name=name, meta_fields=meta, **extra
+                )
                 return name
             except RAGFlowConflictError:
                 continue
         if meta is not None:
-            self.client.update_document(self.dataset_id, doc_id, meta_fields=meta)
+            self.client.update_document(self.dataset_id, doc_id, meta_fields=meta, **extra)
         return ""
 
     # ------------------------------------------------------------------ uploads
@@ -414,7 +429,13 @@ class PlanExecutor:
         meta = self._meta(action.entry, reader.hexdigest(), reader.bytes_read)
         replacing = isinstance(action, Replace) and bool(action.old_ids)
         try:
-            name = self._rename(doc.id, action.path, meta, taken=replacing)
+            name = self._rename(
+                doc.id,
+                action.path,
+                meta,
+                taken=replacing,
+                extra=rule_fields(self.opts.desired.get(action.path), doc),
+            )
         except RAGFlowError as exc:
             self._fail(
                 action.path,
@@ -543,38 +564,21 @@ class PlanExecutor:
         self.log.warning("%s %s failed: %s", action, path, text)
 
 
-class _HashSink:
-    """A writable stream that only hashes (for proving a download)."""
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._sha.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-
-def count_outcomes(report: SyncReport) -> None:
-    """Derive the action counts of ``report`` from its per-file outcomes."""
-    for key in set(_ACTION_COUNT.values()) | {"deleted", "deduplicated", "failed"}:
-        report.counts[key] = 0
-    failed_paths = set()
-    for o in report.outcomes:
-        if o.status == "failed":
-            failed_paths.add(o.path)
-        elif o.status == "ok":
-            if o.action == "delete":
-                report.counts["deleted"] += 1
-            elif o.action == "deduplicate":
-                report.counts["deduplicated"] += 1
-            elif o.action in _ACTION_COUNT:
-                report.counts[_ACTION_COUNT[o.action]] += 1
-    report.counts["failed"] = len(failed_paths)
+def planned_detail(action: Action) -> str:
+    """What an action changes, for the report (``department HR→People``)."""
+    if isinstance(action, Move):
+        return f"from {action.from_path}"
+    if isinstance(action, Rechunk):
+        return "; ".join((action.reason, *action.changes))
+    if isinstance(action, Relabel):
+        return "; ".join(action.changes)
+    if isinstance(action, Replace):
+        return action.detail
+    if isinstance(action, Delete):
+        return action.reason
+    if isinstance(action, Reparse):
+        return action.reason
+    return ""
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -595,4 +599,4 @@ def _stream_size(reader: HashingReader, action: Upload | Replace) -> int:
         return action.entry.size
 
 
-__all__ = ["ExecuteOptions", "PlanExecutor", "Progress", "count_outcomes"]
+__all__ = ["ExecuteOptions", "PlanExecutor", "Progress", "count_outcomes", "planned_detail"]

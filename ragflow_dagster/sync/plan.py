@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 from ragflow_dagster.client.naming import name_suffix
 from ragflow_dagster.sources.base import SourceEntry
+from ragflow_dagster.sync.decide import Rechunk, kept_meta, mapped_action, meta_changes
+from ragflow_dagster.sync.desired import Desired
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
     META_LABEL_CHECK,
@@ -153,11 +155,17 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class Relabel:
-    """Same content, new change token (a touched file): update metadata only."""
+    """Same content, new label (a touched file, or mapped metadata that changed): one PATCH of
+    the metadata, nothing re-uploaded or re-parsed. ``changes``: the mapped keys that differ
+    (``department HR→People``); ``known_sha256``: the stored sha256 (no need to read the file);
+    ``kept``: the document's keys set by hand, written back with the new label."""
 
     entry: SourceEntry
     doc_id: str
     needs_parse: bool = False
+    changes: tuple[str, ...] = ()
+    known_sha256: str | None = None
+    kept: Mapping[str, Any] | None = None
     kind: str = "relabel"
 
     @property
@@ -201,7 +209,7 @@ class Unchanged:
     kind: str = "unchanged"
 
 
-Action = Upload | Replace | Adopt | Move | Relabel | Reparse | Delete | Unchanged
+Action = Upload | Replace | Adopt | Move | Relabel | Rechunk | Reparse | Delete | Unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +230,7 @@ class PlanOptions:
         change_token_is_content_hash: The source's change tokens identify content (S3 ETags).
         mass_delete_hint: How the caller lifts the guard, named in the guard's message
             (``allow_mass_delete=True``, the CLI's ``--allow-mass-delete``, a run config field).
+        desired: The mapped metadata and parse rule of a path (:mod:`.desired`); ``None``: none.
     """
 
     listing_complete: bool = True
@@ -234,6 +243,7 @@ class PlanOptions:
     adopt_interrupted: bool = True
     change_token_is_content_hash: bool = False
     mass_delete_hint: str = "allow_mass_delete=True"
+    desired: Callable[[str], Desired | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,8 +545,23 @@ def plan_sync(
 def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -> list[Action]:
     reason = _parse_state(keep)
     needs_parse = reason is not None and (opts.reparse_failed or keep.run in UNPARSED_STATES)
-    if _label_drift(entry, keep):
-        return [Relabel(entry=entry, doc_id=keep.id, needs_parse=needs_parse)]
+    desired = opts.desired(entry.path) if opts.desired is not None else None
+    known = _stored_sha(keep) if entry.sha256 is None else None
+    rechunk = mapped_action(entry, keep, desired, known_sha256=known)
+    if rechunk is not None:
+        return [rechunk]
+    changes = meta_changes(desired, keep.meta_fields)
+    if changes is not None or _label_drift(entry, keep):
+        return [
+            Relabel(
+                entry=entry,
+                doc_id=keep.id,
+                needs_parse=needs_parse,
+                changes=changes or (),
+                known_sha256=known,
+                kept=kept_meta(desired, keep.meta_fields) or None,
+            )
+        ]
     if needs_parse and reason is not None:
         return [Reparse(path=entry.path, doc_id=keep.id, reason=reason)]
     pending = keep.run in RUNNING_STATES or _queued(keep)

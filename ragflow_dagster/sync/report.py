@@ -18,12 +18,14 @@ REPORT_COUNTS = (
     "failed",
     "adopted",
     "relabelled",
+    "rechunked",
     "deduplicated",
     "reparsed",
     "parse_requested",
     "parsed",
     "parse_failed",
     "parse_pending",
+    "metadata_reads",
 )
 """Keys of :meth:`SyncReport.counts`; the first eight are the stable contract of the JSON report."""
 
@@ -181,6 +183,7 @@ class SyncReport:
             api_calls=self.api_calls,
             rounds=self.rounds,
             errors=[self._named(e) for e in self.errors[:100]],
+            decisions=self.decisions(),
         )
         if max_outcomes != 0:
             chosen = self.outcomes if max_outcomes is None else self.outcomes[:max_outcomes]
@@ -195,6 +198,20 @@ class SyncReport:
                 for o in chosen
             ]
         return data
+
+    def decisions(self) -> dict[str, dict[str, int]]:
+        """Metadata and rule changes by kind, each with how many documents it applies to:
+        ``{"relabel": {"department HR→People": 120}, "rechunk": {"chunk_method naive→qa": 3}}``
+        (done, or planned in a dry run)."""
+        wanted = "planned" if self.dry_run else "ok"
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for o in self.outcomes:
+                if o.action in ("relabel", "rechunk") and o.status == wanted and o.detail:
+                    per = out.setdefault(o.action, {})
+                    for change in o.detail.split("; "):
+                        per[change] = per.get(change, 0) + 1
+        return out
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(**kwargs), sort_keys=False, default=str)
@@ -235,6 +252,7 @@ class SyncReport:
             (f"{would}relabel" if self.dry_run else "relabelled", c["relabelled"]),
             (f"{would}deduplicate" if self.dry_run else "deduplicated", c["deduplicated"]),
             (f"{would}re-parse" if self.dry_run else "re-parsed", c["reparsed"]),
+            (f"{would}re-chunk" if self.dry_run else "re-chunked", c.get("rechunked", 0)),
         ]
         if not self.dry_run:
             extra += [
@@ -252,6 +270,17 @@ class SyncReport:
             )
         else:
             lines.append(f"{_n(self.api_calls, 'API call')} (reads only)")
+        verbs = {
+            "relabel": ("would relabel", "relabelled"),
+            "rechunk": ("would re-chunk", "re-chunked"),
+        }
+        for kind, changes in self.decisions().items():
+            verb = verbs[kind][0 if self.dry_run else 1]
+            ranked = sorted(changes.items(), key=lambda kv: (-kv[1], kv[0]))
+            for change, n in ranked[:10]:
+                lines.append(f"{verb} {n}: {change}")
+            if len(ranked) > 10:
+                lines.append(f"... and {_n(len(ranked) - 10, 'more change')}")
         if self.guard_message:
             lines.append(self.guard_message)
         if not self.listing_complete:

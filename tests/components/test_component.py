@@ -181,6 +181,37 @@ def test_bad_yaml_names_the_field():
         assert "partitioning" in _load_error(sandbox, path)
 
 
+def test_metadata_and_rules_sections_reach_the_sync_options(tmp_path):
+    folder = _docs(tmp_path)
+    attributes = {
+        "source": str(folder),
+        "dataset": "mapped",
+        "metadata": {
+            "static": [{"glob": "hr/**", "set": {"department": "HR"}}],
+            "from_path": [{"regex": "^(?P<team>[^/]+)/", "types": {}}],
+            "front_matter": {"keys": ["title"]},
+            "sidecar": True,
+        },
+        "rules": [{"glob": "faq/**", "chunk_method": "qa", "parser_config": {"raptor": {}}}],
+    }
+    with create_defs_folder_sandbox() as sandbox:
+        path = _write(sandbox, "mapped", attributes)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (component, _defs):
+            ingestion = component.build_ingestion(None)
+            opts = ingestion.target.sync_options
+            assert opts.metadata.static[0].set == {"department": "HR"}
+            assert opts.metadata.sidecar and opts.metadata.front_matter.keys == ("title",)
+            assert opts.rules.rule_for("faq/a.csv").chunk_method == "qa"
+        bad = _write(
+            sandbox,
+            "badrule",
+            {"source": str(folder), "dataset": "x", "rules": [{"glob": "*", "chunk_method": "x"}]},
+        )
+        assert "rules:" in _load_error(sandbox, bad) and "chunk_method 'x'" in _load_error(
+            sandbox, bad
+        )
+
+
 def _load_error(sandbox, path: Path) -> str:
     """The whole chain of messages of the error loading a component."""
     try:

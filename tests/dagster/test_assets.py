@@ -406,3 +406,37 @@ def test_no_deprecation_or_beta_warnings_from_our_code(tree, resources, dataset_
         or "deprecat" in str(w.message).lower()
     ]
     assert noisy == []
+
+
+def test_metadata_and_rules_through_the_assets(tree, resources, dataset_name, ragflow_sandbox):
+    (tree / "notes.json.meta.yaml").write_text("owner: ada\n")
+    ing = build_ragflow_ingestion(
+        source=str(tree),
+        dataset=dataset_name,
+        metadata={"static": [{"glob": "**", "set": {"origin": "assets"}}], "sidecar": True},
+        rules=[{"glob": "*.json", "chunk_method": "one"}],
+    )
+    result = run(ing, resources)
+    assert result.success and all(checks_of(result).values())  # the sidecar is not "missing"
+    (docs,) = mats_of(result, "documents")
+    assert docs.metadata["uploaded"].value == len(TREE)
+    state = raw_docs(ragflow_sandbox, dataset_name)
+    assert sorted(state) == sorted(TREE)
+    assert state["notes.json"]["meta_fields"]["owner"] == "ada"
+    assert state["notes.json"]["chunk_method"] == "one"
+    assert {d["meta_fields"]["origin"] for d in state.values()} == {"assets"}
+    relabel = build_ragflow_ingestion(
+        source=str(tree),
+        dataset=dataset_name,
+        metadata={"static": [{"glob": "**", "set": {"origin": "dagster"}}], "sidecar": True},
+        rules=[{"glob": "*.json", "chunk_method": "one"}],
+    )
+    again = run(relabel, resources)
+    (docs,) = mats_of(again, "documents")
+    assert docs.metadata["relabelled"].value == len(TREE)
+    assert docs.metadata["decisions"].value == {"relabel": {"origin assets→dagster": len(TREE)}}
+    assert f"relabel {len(TREE)}: origin assets→dagster" in docs.metadata["summary"].value
+    with pytest.raises(ValueError, match="chunk_method 'nope'"):
+        build_ragflow_ingestion(
+            source=str(tree), dataset=dataset_name, rules=[{"glob": "*", "chunk_method": "nope"}]
+        )

@@ -1,0 +1,56 @@
+"""Counting a sync's outcomes, and hashing a download to prove it (helpers of the executor)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ragflow_dagster.sync.report import SyncReport
+
+ACTION_COUNT = {  # plan action kind -> report count
+    "upload": "uploaded",
+    "replace": "replaced",
+    "adopt": "adopted",
+    "move": "moved",
+    "relabel": "relabelled",
+    "rechunk": "rechunked",
+    "reparse": "reparsed",
+    "unchanged": "unchanged",
+}
+"""The report count each action kind adds to."""
+
+
+class HashSink:
+    """A writable stream that only hashes (for proving a download)."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def count_outcomes(report: SyncReport) -> None:
+    """Derive the action counts of ``report`` from its per-file outcomes."""
+    for key in set(ACTION_COUNT.values()) | {"deleted", "deduplicated", "failed"}:
+        report.counts[key] = 0
+    failed_paths = set()
+    for o in report.outcomes:
+        if o.status == "failed":
+            failed_paths.add(o.path)
+        elif o.status == "ok":
+            if o.action == "delete":
+                report.counts["deleted"] += 1
+            elif o.action == "deduplicate":
+                report.counts["deduplicated"] += 1
+            elif o.action in ACTION_COUNT:
+                report.counts[ACTION_COUNT[o.action]] += 1
+    report.counts["failed"] = len(failed_paths)
+
+
+__all__ = ["ACTION_COUNT", "HashSink", "count_outcomes"]
