@@ -133,3 +133,11 @@ def test_the_routed_ingestion_fills_three_datasets_from_one_listing(
         ).json()["data"]["docs"]
         assert {d["meta_fields"]["source_path"] for d in docs} == paths, name
         assert all(d["run"] == "DONE" for d in docs)
+        for d in docs:  # the example's metadata mapping and parsing rule
+            path = d["meta_fields"]["source_path"]
+            if "/" in path:
+                assert d["meta_fields"]["team"] == path.split("/")[0], path
+            else:
+                assert "team" not in d["meta_fields"], path
+            assert (d["meta_fields"].get("confidential") == "no") == path.startswith("policies/")
+            assert d["chunk_method"] == ("table" if path.endswith(".csv") else "naive"), path
