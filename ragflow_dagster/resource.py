@@ -305,9 +305,18 @@ class RAGFlowResource(dg.ConfigurableResource):
         own. A dataset whose run aborted yields no materialization, and the step then fails.
 
         Example:
-            >>> @ragflow_routed_ingestion_assets(target=target)  # doctest: +SKIP
-            ... def acme(context: dg.AssetExecutionContext, ragflow: RAGFlowResource):
-            ...     yield from ragflow.sync_routed(context=context)
+            >>> import dagster as dg
+            >>> from pathlib import Path
+            >>> from ragflow_dagster import RAGFlowRoutedTarget, ragflow_routed_ingestion_assets
+            >>> _ = Path(tmp, "eng").mkdir()
+            >>> _ = Path(tmp, "eng", "api.md").write_text("# API")
+            >>> target = RAGFlowRoutedTarget.create(source=tmp, name="acme",
+            ...     routes={"routes": [{"glob": "eng/**", "dataset": "eng"}]})
+            >>> @ragflow_routed_ingestion_assets(target=target, required_resource_keys={"ragflow"})
+            ... def acme(context):
+            ...     yield from context.resources.ragflow.sync_routed(context=context)
+            >>> dg.materialize([acme], resources={"ragflow": ragflow}).success
+            True
         """
         from ragflow_dagster.routed_events import routed_sync_events
 

@@ -24,12 +24,18 @@ file contents from the real source.
   others; :attr:`RoutedSyncReport.converged` is True only when every dataset converged.
 
 Example:
+    >>> from pathlib import Path
+    >>> from ragflow_dagster.sources import LocalFolderSource
     >>> from ragflow_dagster.sync.routing import RouteTable
+    >>> for rel in ("eng/api.md", "eng/cli.md", "hr/leave.txt"):
+    ...     p = Path(tmp, "docs", rel)
+    ...     p.parent.mkdir(parents=True, exist_ok=True)
+    ...     _ = p.write_text(f"text of {rel}")
     >>> routes = RouteTable.model_validate(
     ...     {"routes": [{"glob": "eng/**", "dataset": "eng"}], "default_dataset": "general"})
-    >>> report = sync_routed(client, LocalFolderSource("docs"), routes)  # doctest: +SKIP
-    >>> {name: r.counts["uploaded"] for name, r in report.reports.items()}  # doctest: +SKIP
-    {'eng': 3, 'general': 9}
+    >>> report = sync_routed(client, LocalFolderSource(Path(tmp, "docs")), routes)
+    >>> {name: r.counts["uploaded"] for name, r in report.reports.items()}
+    {'eng': 2, 'general': 1}
 """
 
 from __future__ import annotations
@@ -206,8 +212,12 @@ def sync_routed(
             (nothing was changed).
 
     Example:
-        >>> report = sync_routed(client, source, routes)  # doctest: +SKIP
-        >>> report.converged, report.source_listings  # doctest: +SKIP
+        >>> from pathlib import Path
+        >>> from ragflow_dagster.sources import LocalFolderSource
+        >>> _ = Path(tmp, "a.txt").write_text("a")
+        >>> routes = RouteTable.model_validate({"routes": [{"glob": "*", "dataset": "all"}]})
+        >>> report = sync_routed(client, LocalFolderSource(tmp), routes)
+        >>> report.converged, report.source_listings
         (True, 1)
     """
     opts = options or SyncOptions()
