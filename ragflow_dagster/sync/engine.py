@@ -23,7 +23,7 @@ from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
     META_SHA256,
     META_SIZE,
-    label_is_consistent,
+    LabelChecks,
     managed_path,
 )
 from ragflow_dagster.sync.lease import dataset_lease
@@ -92,23 +92,33 @@ class SyncAbortedError(RAGFlowError):
         self.report = report
 
 
-def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
+def known_files(
+    documents: Iterable[Document], *, label_checks: LabelChecks | None = None
+) -> dict[str, KnownFile]:
     """Fingerprints stored on the RAGFlow side, by source path (what the inventory need not
-    re-hash). A hand-edited label is not trusted: its file is hashed again."""
+    re-hash). A hand-edited label is not trusted: its file is hashed again.
+
+    ``label_checks``: shared with the planner, so each label is checked once per sync.
+
+    Example:
+        >>> known_files([])
+        {}
+    """
     known: dict[str, KnownFile] = {}
+    consistent = (label_checks or LabelChecks()).consistent
     for doc in documents:
-        path = managed_path(doc.meta_fields)
+        meta = doc.meta_fields
+        path = managed_path(meta)
         if path is None:
             continue
-        meta = doc.meta_fields
-        sha = meta.get(META_SHA256) or None
         token = meta.get(META_CHANGE_TOKEN)
+        if token is None or not consistent(doc.id, meta):
+            continue
         try:
-            size = int(meta.get(META_SIZE))  # type: ignore[arg-type]
+            size: int | None = int(meta.get(META_SIZE))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             size = None
-        if token is not None and label_is_consistent(meta):
-            known[path] = KnownFile(change_token=str(token), sha256=sha, size=size)
+        known[path] = KnownFile(str(token), meta.get(META_SHA256) or None, size)
     return known
 
 
@@ -124,6 +134,7 @@ def make_plan(
     *,
     token_is_content: bool,
     in_scope: Callable[[str], bool] | None = None,
+    label_checks: LabelChecks | None = None,
 ) -> Plan:
     """The planner's view of one sync."""
     return plan_sync(
@@ -139,6 +150,7 @@ def make_plan(
             reparse_failed=options.reparse_failed,
             change_token_is_content_hash=token_is_content,
             mass_delete_hint=options.mass_delete_hint,
+            label_checks=label_checks,
         ),
     )
 
