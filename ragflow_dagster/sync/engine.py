@@ -27,6 +27,7 @@ from ragflow_dagster.sync.identity import (
     managed_path,
 )
 from ragflow_dagster.sync.lease import dataset_lease
+from ragflow_dagster.sync.overlap import list_both
 from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, Unchanged, plan_sync
 from ragflow_dagster.sync.report import SyncReport
 from ragflow_dagster.sync.verify import list_complete, only_waiting, verdict
@@ -238,13 +239,27 @@ def _sync(
 ) -> None:
     """List, plan, act, and list again until a plan over a complete listing has nothing left
     to do (``verified``) or the rounds run out."""
-    t = time.monotonic()
-    docs = documents if documents is not None else list_complete(client, dataset_id, log=log)
-    report.durations["list_documents"] = time.monotonic() - t
-    if inventory is None:
+    checks = LabelChecks()  # each label checked once per listing, shared by all that ask
+
+    def known_of(listed: list[Document]) -> dict[str, KnownFile]:
+        return known_files(listed, label_checks=checks)
+
+    if documents is None and inventory is None:
+        # the source is walked while the dataset is listed (see .overlap)
         t = time.monotonic()
-        inventory = build_inventory(source, opts.filters, known=known_files(docs))
-        report.durations["inventory"] = time.monotonic() - t
+        docs, inventory, overlapped = list_both(
+            lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
+        )
+        report.durations.update(overlapped)
+        report.durations["list_and_walk"] = time.monotonic() - t
+    else:
+        t = time.monotonic()
+        docs = documents if documents is not None else list_complete(client, dataset_id, log=log)
+        report.durations["list_documents"] = time.monotonic() - t
+        if inventory is None:
+            t = time.monotonic()
+            inventory = build_inventory(source, opts.filters, known=known_of(docs))
+            report.durations["inventory"] = time.monotonic() - t
     report.counts["scanned"] = len(inventory.entries)
     report.counts["skipped"] = len(inventory.skipped)
     report.listing_complete = inventory.complete
@@ -271,6 +286,7 @@ def _sync(
             opts,
             token_is_content=token_is_content,
             in_scope=scope if (given_up or opts.in_scope) else None,
+            label_checks=checks,
         )
         report.durations["plan"] = report.durations.get("plan", 0.0) + time.monotonic() - t
         report.guard_message = plan.guard_message
