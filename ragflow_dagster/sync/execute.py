@@ -44,6 +44,7 @@ from ragflow_dagster.client.naming import is_supported_name
 from ragflow_dagster.sources import HashingReader, Source, SourceEntry
 from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
 from ragflow_dagster.sync.parse_wait import (
+    EarlyParses,
     ParseTracker,
     ParseWaitOptions,
     start_parses,
@@ -144,6 +145,8 @@ class PlanExecutor:
         self.progress = progress or (lambda _phase, _done, _total: None)
         self.log = log or logger
         self.parses = ParseTracker()
+        # parse requests go out in batches while the uploads continue (see EarlyParses)
+        self._early = EarlyParses(client, dataset_id, self.parses) if options.parse else None
         self._successors: dict[str, _Successor] = {}
         self._doc_path: dict[str, str] = {}
         self._late_uploads: list[Upload | Replace] = []
@@ -436,8 +439,10 @@ class PlanExecutor:
     # ------------------------------------------------------------------ parsing
     def _want_parse(self, doc_id: str, path: str) -> None:
         self._doc_path[doc_id] = path
-        if self.opts.parse:
-            self.parses.want(doc_id)
+        if self._early is not None:
+            sent = self._early.want(doc_id)
+            if sent:
+                self.report.add("parse_requested", sent)
 
     def _start_parses(self) -> None:
         before = self.parses.requested
