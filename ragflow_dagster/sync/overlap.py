@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -108,6 +109,46 @@ def walk(source: Source, filters: FileFilters | None) -> list[Batch]:
     return [(page.entries, page.skipped) for page in Listing(source, filters=flt)]
 
 
+def _inventory(
+    source: Source,
+    batches: list[Batch],
+    filters: FileFilters | None,
+    known: Mapping[str, KnownFile],
+) -> Inventory:
+    """The inventory of a recorded walk.
+
+    A new path's sha256 serves only to recognise a move, i.e. a document whose file is gone
+    with the same content; when no document's file is gone, new files are not hashed here (the
+    upload hashes them on the way, once) and only the known paths that changed are."""
+    listed = {e.path for entries, _ in batches for e in entries}
+    if any(path not in listed for path in known):
+        return build_inventory(ReplayedSource(source, batches), filters, known=known)
+    old: list[Batch] = []
+    new: list[SourceEntry] = []
+    for entries, skipped in batches:
+        old.append(([e for e in entries if e.path in known], skipped))
+        new.extend(e for e in entries if e.path not in known)
+    seen = build_inventory(ReplayedSource(source, old), filters, known=known)
+    if not new:
+        return seen
+    fresh = build_inventory(
+        ReplayedSource(source, [(new, [])]), filters, known=known, compute_sha256=False
+    )
+    return dataclasses.replace(
+        seen,
+        entries=[*seen.entries, *fresh.entries],
+        skipped=[*seen.skipped, *fresh.skipped],
+        complete=seen.complete and fresh.complete,
+        scanned=seen.scanned + fresh.scanned,
+        elapsed_s=seen.elapsed_s + fresh.elapsed_s,
+        unlisted_prefixes=[*seen.unlisted_prefixes, *fresh.unlisted_prefixes],
+        hashed=seen.hashed + fresh.hashed,
+        bytes_hashed=seen.bytes_hashed + fresh.bytes_hashed,
+        reused_sha256=seen.reused_sha256 + fresh.reused_sha256,
+        content_checked=seen.content_checked + fresh.content_checked,
+    )
+
+
 def list_both(
     list_documents: Callable[[], list[Document]],
     source: Source,
@@ -149,9 +190,7 @@ def list_both(
     if "error" in result:
         raise result["error"]
     t = time.monotonic()
-    inventory = build_inventory(
-        ReplayedSource(source, result["batches"]), filters, known=known_of(docs)
-    )
+    inventory = _inventory(source, result["batches"], filters, known_of(docs))
     durations = {
         "list_documents": t_list,
         "walk": result["walk"],
