@@ -197,12 +197,16 @@ def sandbox(
     data_dir: str | os.PathLike[str] | None = None,
     max_body_bytes: int | None = None,
     parse_delay: float = 0.0,
+    parse_serial: bool = False,
 ) -> Iterator[Any]:
     """A sandbox RAGFlow server on 127.0.0.1 (its own process by default, so the client and the
-    server do not share one GIL)."""
+    server do not share one GIL). ``parse_serial``: one parser spending ``parse_delay`` on each
+    document in turn, as a real server's task executor."""
     from ragflow_sandbox import run_sandbox
 
     kwargs: dict[str, Any] = {"mode": mode, "parse_delay": parse_delay}
+    if parse_serial:
+        kwargs["parse_serial"] = True
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     if max_body_bytes is not None:

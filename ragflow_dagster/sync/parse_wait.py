@@ -188,6 +188,7 @@ def wait_for_parses(
     total = len(tracker.pending)
     bad_polls = 0
     while tracker.pending:
+        before = len(tracker.pending)
         try:
             states = client.documents_by_id(dataset_id, sorted(tracker.pending))
             bad_polls = 0
@@ -214,7 +215,22 @@ def wait_for_parses(
             )
             return
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, options.max_poll_interval)
+        interval = _next_interval(
+            interval, before - len(tracker.pending), len(tracker.pending), options
+        )
+
+
+def _next_interval(
+    interval: float, finished: int, pending: int, options: ParseWaitOptions
+) -> float:
+    """The pause before the next poll.
+
+    While documents keep finishing, the pause goes back to the first interval, stretched by the
+    requests one poll costs (one per 100 pending ids), so the end of a long parse is seen soon
+    after it happens; while nothing finishes it grows by half up to the longest interval."""
+    if finished > 0:
+        return min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
+    return min(interval * 1.5, options.max_poll_interval)
 
 
 def _settle(
