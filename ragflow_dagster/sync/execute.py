@@ -2,12 +2,15 @@
 
 Order of work (each phase bounded in concurrency):
 
-1. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates);
-2. uploads of new and replaced files, several files per request, streamed from the source and
+1. uploads of new and replaced files, several files per request, streamed from the source and
    hashed on the way. Each document travels under its *upload name* (the path with
    :data:`~ragflow_dagster.sync.identity.UPLOAD_MARK`) and takes its path's name in the same
-   update that labels it, so a kill in between leaves a leftover the next run can recognise;
-3. one batched parse request per 100 documents;
+   update that labels it, so a kill in between leaves a leftover the next run can recognise.
+   Parse requests go out in batches as documents are labelled
+   (:class:`~ragflow_dagster.sync.parse_wait.EarlyParses`);
+2. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates),
+   while the server parses; an adoption whose proof fails is uploaded after them;
+3. one batched parse request per 100 documents not requested yet;
 4. waiting (:mod:`ragflow_dagster.sync.parse_wait`): the awaited ids are polled in lists of 100
    until each was *seen* ``DONE``, failed, or vanished, or the deadline passed;
 5. deletes that had to wait for a successor to parse (replaced versions, duplicates), then the
@@ -168,13 +171,16 @@ class PlanExecutor:
                 self._doc_path[action.doc_id] = action.path
                 self.parses.watch(action.doc_id)
 
+        # New content first, so that its parsing (the slow part) overlaps the metadata-only work
+        # of relabels and moves; adoptions that fail their proof are uploaded after them.
+        uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
+        self._timed("upload", self._uploads, uploads)
         self._timed(
             "labels",
             self._labels,
             [a for k in ("relabel", "move", "adopt") for a in by_kind.get(k, [])],
         )
-        uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
-        self._timed("upload", self._uploads, [*uploads, *self._late_uploads])
+        self._timed("upload", self._uploads, list(self._late_uploads))
         for action in by_kind.get("reparse", []):
             assert isinstance(action, Reparse)
             self._want_parse(action.doc_id, action.path)
