@@ -471,13 +471,20 @@ class PlanExecutor:
         )
 
     # ------------------------------------------------------------------ deletes
+    def _retire(self, new_id: str, succ: _Successor) -> None:
+        """Delete what a parsed successor replaces, then give it back its path's name."""
+        ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
+        if ok and succ.name and succ.name != document_name(succ.path):
+            self._rename_back(new_id, succ.path)
+
     def _finish(self, deletes: Sequence[Delete] = ()) -> None:
+        ready = [(i, succ) for i, succ in self._successors.items() if i in self.parses.done]
+        if ready:
+            self._in_pool("delete", self._retire, ready, len(ready))
         for new_id, succ in list(self._successors.items()):
             if new_id in self.parses.done:
-                ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
-                if ok and succ.name and succ.name != document_name(succ.path):
-                    self._rename_back(new_id, succ.path)
-            elif new_id in self.parses.failed:
+                continue
+            if new_id in self.parses.failed:
                 self.report.record(
                     succ.path,
                     "delete",
