@@ -226,12 +226,18 @@ class CallCounter:
     def total(self) -> int:
         return sum(self.by_route.values())
 
-    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    @staticmethod
+    def route_of(response: requests.Response) -> str:
+        """``"METHOD /path"`` of a response's request, ids shown as ``{id}``."""
         req = response.request
         path = requests.utils.urlparse(req.url or "").path
         route = "/".join("{id}" if len(p) >= 24 and p.isalnum() else p for p in path.split("/"))
+        return f"{req.method} {route}"
+
+    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        route = self.route_of(response)
         with self._lock:
-            self.by_route[f"{req.method} {route}"] += 1
+            self.by_route[route] += 1
 
     def attach(self, session: requests.Session) -> None:
         session.hooks.setdefault("response", []).append(self.hook)
