@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
 
 from benchmarks.common import CallCounter, generate_tree
-from ragflow_dagster.client import RAGFlowClient
+from ragflow_dagster.client import RAGFlowClient, UploadFile
 from ragflow_dagster.sources import LocalFolderSource
 from ragflow_dagster.sync import identity
 from ragflow_dagster.sync.engine import SyncOptions, sync_source
@@ -140,3 +141,20 @@ def test_scale_small_each_label_is_checked_once(monkeypatch) -> None:
     result = scale_plan.measure(3000)  # raises unless the plan is all unchanged
     assert result["counts"] == {"unchanged": 3000}
     assert len(calls) == 3000  # known_files and the planner share one check per document
+
+
+def test_p2_small_concurrent_pages_fetch_each_page_once(ragflow_sandbox) -> None:
+    n = 730
+    with RAGFlowClient(ragflow_sandbox.base_url, ragflow_sandbox.api_key) as client:
+        ds = client.create_dataset("pages-concurrent")
+        for start in range(0, n, 50):
+            names = [f"p{i:04d}.txt" for i in range(start, min(n, start + 50))]
+            client.upload_documents(ds.id, [UploadFile(nm, io.BytesIO(b"x")) for nm in names])
+        results = {}
+        for width in (1, 4):
+            client.list_concurrency = width
+            before = client.request_count
+            docs = list(client.iter_documents(ds.id))
+            results[width] = (client.request_count - before, [d.id for d in docs])
+    assert results[1][0] == results[4][0] == math.ceil(n / 100)  # no page beyond total
+    assert results[1][1] == results[4][1] and len(set(results[4][1])) == n  # same order, once
