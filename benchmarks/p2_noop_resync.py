@@ -135,7 +135,9 @@ def in_child(
     cmd = [sys.executable, "-m", "benchmarks.p2_noop_resync", "--child", kind, "--base-url"]
     cmd += [base_url, "--root", str(root), "--dataset", dataset_id, "--workers", str(workers)]
     env = {**os.environ, "RFD_BENCH_API_KEY": api_key}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=3600)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"P2 {kind} child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 

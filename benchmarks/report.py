@@ -17,7 +17,9 @@ def _met(flag: bool | None) -> str:
 def rows(results: dict[str, Any]) -> list[dict[str, str]]:
     """One row per figure: benchmark, what we measured, baseline, ratio or value, goal, met."""
     out: list[dict[str, str]] = []
-    b = results.get("benchmarks", {})
+    every = results.get("benchmarks", {})
+    b = {k: v for k, v in every.items() if "error" not in v}
+    failed = {k: v["error"] for k, v in every.items() if "error" in v}
     if p1a := b.get("P1A"):
         n = p1a["files"]
         ours = p1a["ours"]["seconds"]
@@ -202,6 +204,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 "met": _met(p5["goals"]["runs"]["met"]),
             }
         )
+    for name, error in sorted(failed.items()):
+        out.append(
+            {
+                "figure": f"{name} failed: {error[:120]}",
+                "ours": "—",
+                "baseline": "—",
+                "value": "—",
+                "goal": "—",
+                "met": "❌",
+            }
+        )
     return out
 
 
@@ -237,7 +250,7 @@ def chart(results: dict[str, Any], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    b = results.get("benchmarks", {})
+    b = {k: v for k, v in results.get("benchmarks", {}).items() if "error" not in v}
     panels: list[tuple[str, list[str], list[float], str, float | None]] = []
     if p1a := b.get("P1A"):
         names = ["ours", "bare script"]
