@@ -321,6 +321,20 @@ def ceil_div(a: int, b: int) -> int:
     return math.ceil(a / b)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` (it starts afresh
+    at ``exec``, unlike ``ru_maxrss``, which a child started by ``subprocess`` inherits from its
+    parent on Linux); ``ru_maxrss`` elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) * 1024 / 1e6, 1)
+    import resource
+
+    kb = 1024 if sys.platform != "darwin" else 1
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1e6, 1)
+
+
 def rss_note() -> dict[str, float]:
     """Peak RSS of this process and of its waited-for children, in MB."""
     import resource

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -110,8 +109,9 @@ def measure_ours(client: Any, root: Path, dataset_id: str, *, workers: int) -> d
 
 
 def _peak_mb() -> float:
-    kb = 1024 if sys.platform != "darwin" else 1
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1e6, 1)
+    from benchmarks.common import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def child(kind: str, base_url: str, root: Path, dataset_id: str, *, workers: int) -> dict[str, Any]:

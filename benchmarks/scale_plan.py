@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from typing import Any
@@ -103,8 +102,9 @@ def measure(files: int) -> dict[str, Any]:
 
 
 def _peak_mb() -> float:
-    kb = 1024 if sys.platform != "darwin" else 1
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1e6, 1)
+    from benchmarks.common import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def measure_in_child(files: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragflow_dagster.client import Document, RAGFlowClient, RAGFlowError
+from ragflow_dagster.gcpause import gc_paused
 from ragflow_dagster.sources import (
     FileFilters,
     Inventory,
@@ -107,6 +108,16 @@ def known_files(
     """
     known: dict[str, KnownFile] = {}
     consistent = (label_checks or LabelChecks()).consistent
+    with gc_paused():
+        _fill_known(known, documents, consistent)
+    return known
+
+
+def _fill_known(
+    known: dict[str, KnownFile],
+    documents: Iterable[Document],
+    consistent: Callable[[str, Any], bool],
+) -> None:
     for doc in documents:
         meta = doc.meta_fields
         path = managed_path(meta)
@@ -120,7 +131,6 @@ def known_files(
         except (TypeError, ValueError):
             size = None
         known[path] = KnownFile(str(token), meta.get(META_SHA256) or None, size)
-    return known
 
 
 def list_documents(client: RAGFlowClient, dataset_id: str) -> list[Document]:
@@ -247,9 +257,10 @@ def _sync(
     if documents is None and inventory is None:
         # the source is walked while the dataset is listed (see .overlap)
         t = time.monotonic()
-        docs, inventory, overlapped = list_both(
-            lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
-        )
+        with gc_paused():  # both listings build records that live on
+            docs, inventory, overlapped = list_both(
+                lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
+            )
         report.durations.update(overlapped)
         report.durations["list_and_walk"] = time.monotonic() - t
     else:
@@ -333,7 +344,8 @@ def _sync(
         given_up |= executor.failed_paths
         retried |= executor.retry_paths
         t = time.monotonic()
-        docs = list_complete(client, dataset_id, log=log)
+        with gc_paused():
+            docs = list_complete(client, dataset_id, log=log)
         report.durations["verify"] = report.durations.get("verify", 0.0) + time.monotonic() - t
     # A transient failure (a document deleted under us by an overlapping run, a dropped
     # connection) that the final, complete listing shows mended is no failure of the run.

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ragflow_dagster.client.naming import name_suffix
+from ragflow_dagster.gcpause import gc_paused
 from ragflow_dagster.sources.base import SourceEntry
 from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
@@ -356,7 +357,13 @@ def plan_sync(
         >>> [a.kind for a in plan_sync([e], []).actions]
         ['upload']
     """
-    opts = options or PlanOptions()
+    with gc_paused():  # builds one action per path, all long-lived
+        return _plan(entries, documents, options or PlanOptions())
+
+
+def _plan(
+    entries: Iterable[SourceEntry], documents: Iterable[RemoteDocument], opts: PlanOptions
+) -> Plan:
     in_scope = opts.in_scope
     inventory: dict[str, SourceEntry] = {e.path: e for e in entries}
     checks = opts.label_checks if opts.label_checks is not None else LabelChecks()
