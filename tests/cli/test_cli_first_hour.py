@@ -140,7 +140,7 @@ def test_an_unknown_host_is_not_retried():
     import urllib3.exceptions as u3
     from urllib3.connection import HTTPConnection
 
-    from ragflow_dagster.client.core import _transport_failure
+    from ragflow_dagster.client.transport import _transport_failure
 
     try:
         socket.getaddrinfo("no-such-host.example", 80, flags=socket.AI_NUMERICHOST)

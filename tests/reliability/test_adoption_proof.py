@@ -99,8 +99,12 @@ def test_kill_between_upload_and_label_without_edit_adopts_the_proven_upload(
     _kill_run(sb, src, "kill-label-adopt", "after_upload")
     report = _sync(sb, src, ds)
     assert report.converged and report.counts["adopted"] >= 1
-    c = report.counts  # files the killed run labelled before it died are unchanged
-    assert c["uploaded"] + c["adopted"] + c["unchanged"] == 6 and c["adopted"] >= 1
+    # Every file is accounted for exactly once. Uploads run in concurrent batches (4 + 2), so
+    # when the kill lands the other batch may have been stored (an unlabelled leftover: adopted),
+    # labelled but not yet parsed (reparsed), or not stored at all (uploaded).
+    c = report.counts
+    settled = c["uploaded"] + c["adopted"] + c["unchanged"] + c["reparsed"]
+    assert settled == 6 and c["adopted"] >= 1 and c["failed"] == 0, c
     assert_exact(sb.base_url, sb.api_key, ds, files, check_bytes=True)
 
 
