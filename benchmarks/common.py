@@ -197,12 +197,16 @@ def sandbox(
     data_dir: str | os.PathLike[str] | None = None,
     max_body_bytes: int | None = None,
     parse_delay: float = 0.0,
+    parse_serial: bool = False,
 ) -> Iterator[Any]:
     """A sandbox RAGFlow server on 127.0.0.1 (its own process by default, so the client and the
-    server do not share one GIL)."""
+    server do not share one GIL). ``parse_serial``: one parser spending ``parse_delay`` on each
+    document in turn, as a real server's task executor."""
     from ragflow_sandbox import run_sandbox
 
     kwargs: dict[str, Any] = {"mode": mode, "parse_delay": parse_delay}
+    if parse_serial:
+        kwargs["parse_serial"] = True
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     if max_body_bytes is not None:
@@ -222,12 +226,18 @@ class CallCounter:
     def total(self) -> int:
         return sum(self.by_route.values())
 
-    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    @staticmethod
+    def route_of(response: requests.Response) -> str:
+        """``"METHOD /path"`` of a response's request, ids shown as ``{id}``."""
         req = response.request
         path = requests.utils.urlparse(req.url or "").path
         route = "/".join("{id}" if len(p) >= 24 and p.isalnum() else p for p in path.split("/"))
+        return f"{req.method} {route}"
+
+    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        route = self.route_of(response)
         with self._lock:
-            self.by_route[f"{req.method} {route}"] += 1
+            self.by_route[route] += 1
 
     def attach(self, session: requests.Session) -> None:
         session.hooks.setdefault("response", []).append(self.hook)
@@ -309,6 +319,20 @@ def wait_until_parsed(
 
 def ceil_div(a: int, b: int) -> int:
     return math.ceil(a / b)
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` (it starts afresh
+    at ``exec``, unlike ``ru_maxrss``, which a child started by ``subprocess`` inherits from its
+    parent on Linux); ``ru_maxrss`` elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) * 1024 / 1e6, 1)
+    import resource
+
+    kb = 1024 if sys.platform != "darwin" else 1
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1e6, 1)
 
 
 def rss_note() -> dict[str, float]:

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m benchmarks.run                 # P1–P5 at full size (about 15 min on 2 cores)
-    python -m benchmarks.run --quick         # reduced sizes (a few minutes)
-    python -m benchmarks.run --only P1,P3    # some of them; other results in results.json are kept
+    python -m benchmarks.run                       # all, full size (about 50 min on 2 cores)
+    python -m benchmarks.run --quick               # reduced sizes (about 10 min)
+    python -m benchmarks.run --only P1A,P2,SCALE   # some of them; the others' results are kept
 
 Each figure is a ratio (or a value against its goal) measured in one run: the contestants of a
 benchmark run one after the other in the same process, on the same generated data.
@@ -28,8 +28,10 @@ HERE = Path(__file__).resolve().parent
 
 BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (module, full-size kwargs, quick kwargs)
-    "P1": ("benchmarks.p1_initial_sync", {"files": 5000}, {"files": 1000}),
+    "P1A": ("benchmarks.p1a_upload", {"files": 5000}, {"files": 1000}),
+    "P1B": ("benchmarks.p1b_parse", {"files": 5000}, {"files": 500}),
     "P2": ("benchmarks.p2_noop_resync", {"files": 100_000}, {"files": 20_000}),
+    "LIST": ("benchmarks.list_local", {"files": 100_000}, {"files": 20_000}),
     "P3": (
         "benchmarks.p3_sensor_tick",
         {"files": 100_000, "keys": 100_000},
@@ -37,8 +39,16 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "P4": ("benchmarks.p4_memory", {"size": 1 << 30}, {"size": 256 << 20}),
     "P5": ("benchmarks.p5_sensor_runs", {"files": 10_000}, {"files": 2_000}),
+    "P6": ("benchmarks.p6_moves", {"files": 5000}, {"files": 1000}),
     "P7": ("benchmarks.p7_dagster_noop", {"files": 100_000}, {"files": 10_000}),
+    "SCALE": (
+        "benchmarks.scale_plan",
+        {"files": 1_000_000, "compare": 100_000},
+        {"files": 200_000, "compare": 20_000},
+    ),
 }
+RETIRED = ("P1",)
+"""Benchmarks replaced by others (P1 became P1A and P1B): dropped from results.json."""
 
 
 def _runner(module: str) -> Callable[..., dict[str, Any]]:
@@ -71,6 +81,8 @@ def run(
     machine = machine_info()
     results["machine"] = machine
     results.setdefault("benchmarks", {})
+    for name in RETIRED:
+        results["benchmarks"].pop(name, None)
     for name in names:
         module, full, small = BENCHMARKS[name]
         kwargs = dict(small if quick else full)
@@ -115,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--only", help="comma-separated subset, e.g. P1,P3 (default: all)")
+    ap.add_argument("--only", help="comma-separated subset, e.g. P1A,P3 (default: all)")
     ap.add_argument("--quick", action="store_true", help="reduced sizes")
     ap.add_argument("--out-dir", type=Path, default=HERE, help="where results.* are written")
     ap.add_argument("--workdir", help="scratch directory for generated trees (default: /tmp)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ragflow_dagster.client.errors import (
@@ -33,7 +34,13 @@ _PAGE_SIZE_LIMIT = re.compile(r"page_size must be less than or equal to (\d+)")
 
 
 class Paging(Transport):
-    """Listings: the paging loop, datasets, documents (one page, all pages, by id)."""
+    """Listings: the paging loop, datasets, documents (one page, all pages, by id).
+
+    Attributes:
+        list_concurrency: Listing pages requested at once after the first (1: one at a time).
+    """
+
+    list_concurrency: int = 4
 
     def _pages(
         self,
@@ -51,76 +58,132 @@ class Paging(Transport):
         A ``total`` that shrinks between pages means documents were deleted while offset paging
         ran (items may have been skipped): that raises too, with ``changed=True``, so that the
         caller can start a fresh pass.
+
+        After the first page, up to :attr:`list_concurrency` pages within ``total`` are
+        requested at once; their replies are checked in page order as above, and a prefetched
+        page whose ``total`` differs from the page before it counts as a changed listing (the
+        order the server answered them in is unknown).
         """
         page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         page = 1
         ids: set[str] = set()
         seen = 0
         last_total: int | None = None
-        while True:
-            problem = "no usable reply"
-            for _attempt in range(_PAGE_ATTEMPTS):
-                try:
-                    reply = self._request(
-                        "GET", path, params={**params, "page": page, "page_size": page_size}
-                    )
-                except RAGFlowError as exc:
-                    m = _PAGE_SIZE_LIMIT.search(exc.message or "")
-                    if m and int(m.group(1)) < page_size and page == 1:
-                        page_size = max(1, int(m.group(1)))
-                        reply = None
-                    else:
-                        raise
-                if reply is None:
-                    continue
-                page_items = extract(reply)
-                if page_items is None:
-                    problem = "a page came back without data"
-                    continue
-                items, total = page_items
-                if last_total is not None and total is not None and total < last_total:
+        ahead: dict[int, Future[Reply]] = {}
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while True:
+                problem = "no usable reply"
+                for attempt_no in range(_PAGE_ATTEMPTS):
+                    if attempt_no == 0 and page > 1 and last_total is not None:
+                        pool = self._prefetch(
+                            ahead, path, params, page, page_size, last_total, pool
+                        )
+                    pending = ahead.pop(page, None) if attempt_no == 0 else None
+                    try:
+                        reply = (
+                            pending.result()
+                            if pending is not None
+                            else self._request(
+                                "GET", path, params={**params, "page": page, "page_size": page_size}
+                            )
+                        )
+                    except RAGFlowError as exc:
+                        m = _PAGE_SIZE_LIMIT.search(exc.message or "")
+                        if m and int(m.group(1)) < page_size and page == 1:
+                            page_size = max(1, int(m.group(1)))
+                            reply = None
+                        else:
+                            raise
+                    if reply is None:
+                        continue
+                    page_items = extract(reply)
+                    if page_items is None:
+                        problem = "a page came back without data"
+                        continue
+                    items, total = page_items
+                    # a prefetched page may have been answered before the page ahead of it: any
+                    # change of total between them could hide a delete, so it counts as one
+                    moved = pending is not None and total != last_total
+                    if (
+                        last_total is not None
+                        and total is not None
+                        and (total < last_total or moved)
+                    ):
+                        raise RAGFlowIncompleteListingError(
+                            "the listing changed while it was read "
+                            f"(total {last_total} -> {total})",
+                            seen=seen,
+                            total=total,
+                            changed=True,
+                            method="GET",
+                            route=API_PREFIX + path,
+                        )
+                    fresh = [i for i in items if not i.get("id") or i["id"] not in ids]
+                    count = seen + len(fresh)
+                    short = len(items) < page_size
+                    if short and total is not None and count < total:
+                        problem = f"page {page} ended at {count} of {total} items"
+                        continue
+                    break
+                else:
                     raise RAGFlowIncompleteListingError(
-                        f"the listing changed while it was read (total {last_total} -> {total})",
+                        f"listing {API_PREFIX + path} is incomplete: {problem} "
+                        f"({_PAGE_ATTEMPTS} attempts)",
                         seen=seen,
-                        total=total,
-                        changed=True,
+                        total=last_total,
                         method="GET",
                         route=API_PREFIX + path,
                     )
-                fresh = [i for i in items if not i.get("id") or i["id"] not in ids]
-                count = seen + len(fresh)
-                short = len(items) < page_size
-                if short and total is not None and count < total:
-                    problem = f"page {page} ended at {count} of {total} items"
-                    continue
-                break
-            else:
-                raise RAGFlowIncompleteListingError(
-                    f"listing {API_PREFIX + path} is incomplete: {problem} "
-                    f"({_PAGE_ATTEMPTS} attempts)",
-                    seen=seen,
-                    total=last_total,
-                    method="GET",
-                    route=API_PREFIX + path,
-                )
-            last_total = total if total is not None else last_total
-            ids.update(i["id"] for i in fresh if i.get("id"))
-            seen += len(fresh)
-            yield from fresh
-            if short or (total is not None and seen >= total):
-                return
-            if not fresh:
-                if total is not None and seen < total:  # a server that ignores `page`
-                    raise RAGFlowIncompleteListingError(
-                        f"listing {API_PREFIX + path} repeats page {page - 1} "
-                        f"at {seen} of {total} items",
-                        seen=seen,
-                        total=total,
-                        method="GET",
-                        route=API_PREFIX + path,
-                    )
-                return
-            page += 1
+                last_total = total if total is not None else last_total
+                ids.update(i["id"] for i in fresh if i.get("id"))
+                seen += len(fresh)
+                yield from fresh
+                if short or (total is not None and seen >= total):
+                    return
+                if not fresh:
+                    if total is not None and seen < total:  # a server that ignores `page`
+                        raise RAGFlowIncompleteListingError(
+                            f"listing {API_PREFIX + path} repeats page {page - 1} "
+                            f"at {seen} of {total} items",
+                            seen=seen,
+                            total=total,
+                            method="GET",
+                            route=API_PREFIX + path,
+                        )
+                    return
+                page += 1
+        finally:
+            for fut in ahead.values():
+                fut.cancel()
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _prefetch(
+        self,
+        ahead: dict[int, Future[Reply]],
+        path: str,
+        params: Mapping[str, Any],
+        page: int,
+        page_size: int,
+        total: int,
+        pool: ThreadPoolExecutor | None,
+    ) -> ThreadPoolExecutor | None:
+        """Request pages ``page .. page + list_concurrency - 1`` (those within ``total``) that
+        are not requested yet; returns the pool doing it (None when listing one at a time)."""
+        width = int(self.list_concurrency)
+        if width <= 1:
+            return pool
+        last = -(-total // page_size)
+        for p in range(page, min(page + width, last + 1)):
+            if p in ahead:
+                continue
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="rfd-pages")
+            ahead[p] = pool.submit(
+                self._request, "GET", path, params={**params, "page": p, "page_size": page_size}
+            )
+        return pool
 
     def iter_datasets(
         self,

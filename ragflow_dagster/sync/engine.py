@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragflow_dagster.client import Document, RAGFlowClient, RAGFlowError
+from ragflow_dagster.gcpause import gc_paused
 from ragflow_dagster.sources import (
     FileFilters,
     Inventory,
@@ -30,11 +31,12 @@ from ragflow_dagster.sync.identity import (
     META_CHANGE_TOKEN,
     META_SHA256,
     META_SIZE,
-    label_is_consistent,
+    LabelChecks,
     managed_path,
 )
 from ragflow_dagster.sync.lease import dataset_lease
 from ragflow_dagster.sync.metadata import MetadataSpec
+from ragflow_dagster.sync.overlap import list_both
 from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, Unchanged, plan_sync
 from ragflow_dagster.sync.report import SyncReport
 from ragflow_dagster.sync.rules import ParseRules
@@ -106,25 +108,44 @@ class SyncAbortedError(RAGFlowError):
         self.report = report
 
 
-def known_files(documents: Iterable[Document]) -> dict[str, KnownFile]:
+def known_files(
+    documents: Iterable[Document], *, label_checks: LabelChecks | None = None
+) -> dict[str, KnownFile]:
     """Fingerprints stored on the RAGFlow side, by source path (what the inventory need not
-    re-hash). A hand-edited label is not trusted: its file is hashed again."""
+    re-hash). A hand-edited label is not trusted: its file is hashed again.
+
+    ``label_checks``: shared with the planner, so each label is checked once per sync.
+
+    Example:
+        >>> known_files([])
+        {}
+    """
     known: dict[str, KnownFile] = {}
+    consistent = (label_checks or LabelChecks()).consistent
+    with gc_paused():
+        _fill_known(known, documents, consistent)
+    return known
+
+
+def _fill_known(
+    known: dict[str, KnownFile],
+    documents: Iterable[Document],
+    consistent: Callable[[str, Any], bool],
+) -> None:
     for doc in documents:
-        path = managed_path(doc.meta_fields)
+        meta = doc.meta_fields
+        path = managed_path(meta)
         if path is None:
             continue
-        meta = doc.meta_fields
-        sha = meta.get(META_SHA256) or None
         token = meta.get(META_CHANGE_TOKEN)
+        if token is None or not consistent(doc.id, meta):
+            continue
         raw_size = meta.get(META_SIZE)
         try:
             size = int(raw_size) if raw_size is not None else None
         except (TypeError, ValueError):
             size = None
-        if token is not None and label_is_consistent(meta):
-            known[path] = KnownFile(change_token=str(token), sha256=sha, size=size)
-    return known
+        known[path] = KnownFile(str(token), meta.get(META_SHA256) or None, size)
 
 
 def list_documents(client: RAGFlowClient, dataset_id: str) -> list[Document]:
@@ -140,6 +161,7 @@ def make_plan(
     token_is_content: bool,
     in_scope: Callable[[str], bool] | None = None,
     desired: DesiredBook | None = None,
+    label_checks: LabelChecks | None = None,
 ) -> Plan:
     """The planner's view of one sync."""
     return plan_sync(
@@ -156,6 +178,7 @@ def make_plan(
             change_token_is_content_hash=token_is_content,
             mass_delete_hint=options.mass_delete_hint,
             desired=desired.get if desired is not None and desired.active else None,
+            label_checks=label_checks,
         ),
     )
 
@@ -247,13 +270,28 @@ def _sync(
 ) -> None:
     """List, plan, act, and list again until a plan over a complete listing has nothing left
     to do (``verified``) or the rounds run out."""
-    t = time.monotonic()
-    docs = documents if documents is not None else list_complete(client, dataset_id, log=log)
-    report.durations["list_documents"] = time.monotonic() - t
-    if inventory is None:
+    checks = LabelChecks()  # each label checked once per listing, shared by all that ask
+
+    def known_of(listed: list[Document]) -> dict[str, KnownFile]:
+        return known_files(listed, label_checks=checks)
+
+    if documents is None and inventory is None:
+        # the source is walked while the dataset is listed (see .overlap)
         t = time.monotonic()
-        inventory = build_inventory(source, opts.filters, known=known_files(docs))
-        report.durations["inventory"] = time.monotonic() - t
+        with gc_paused():  # both listings build records that live on
+            docs, inventory, overlapped = list_both(
+                lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
+            )
+        report.durations.update(overlapped)
+        report.durations["list_and_walk"] = time.monotonic() - t
+    else:
+        t = time.monotonic()
+        docs = documents if documents is not None else list_complete(client, dataset_id, log=log)
+        report.durations["list_documents"] = time.monotonic() - t
+        if inventory is None:
+            t = time.monotonic()
+            inventory = build_inventory(source, opts.filters, known=known_of(docs))
+            report.durations["inventory"] = time.monotonic() - t
     inventory, desired = resolve_desired(
         source,
         inventory,
@@ -292,6 +330,7 @@ def _sync(
             token_is_content=token_is_content,
             in_scope=scope if (given_up or opts.in_scope) else None,
             desired=desired,
+            label_checks=checks,
         )
         report.durations["plan"] = report.durations.get("plan", 0.0) + time.monotonic() - t
         report.guard_message = plan.guard_message
@@ -338,7 +377,8 @@ def _sync(
         given_up |= executor.failed_paths
         retried |= executor.retry_paths
         t = time.monotonic()
-        docs = list_complete(client, dataset_id, log=log)
+        with gc_paused():
+            docs = list_complete(client, dataset_id, log=log)
         report.durations["verify"] = report.durations.get("verify", 0.0) + time.monotonic() - t
     # A transient failure (a document deleted under us by an overlapping run, a dropped
     # connection) that the final, complete listing shows mended is no failure of the run.

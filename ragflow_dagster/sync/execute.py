@@ -2,12 +2,15 @@
 
 Order of work (each phase bounded in concurrency):
 
-1. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates);
-2. uploads of new and replaced files, several files per request, streamed from the source and
+1. uploads of new and replaced files, several files per request, streamed from the source and
    hashed on the way. Each document travels under its *upload name* (the path with
    :data:`~ragflow_dagster.sync.identity.UPLOAD_MARK`) and takes its path's name in the same
-   update that labels it, so a kill in between leaves a leftover the next run can recognise;
-3. one batched parse request per 100 documents;
+   update that labels it, so a kill in between leaves a leftover the next run can recognise.
+   Parse requests go out in batches as documents are labelled
+   (:class:`~ragflow_dagster.sync.parse_wait.EarlyParses`);
+2. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates),
+   while the server parses; an adoption whose proof fails is uploaded after them;
+3. one batched parse request per 100 documents not requested yet;
 4. waiting (:mod:`ragflow_dagster.sync.parse_wait`): the awaited ids are polled in lists of 100
    until each was *seen* ``DONE``, failed, or vanished, or the deadline passed;
 5. deletes that had to wait for a successor to parse (replaced versions, duplicates), then the
@@ -46,6 +49,7 @@ from ragflow_dagster.sync.decide import Rechunk, rule_fields
 from ragflow_dagster.sync.desired import DesiredBook
 from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
 from ragflow_dagster.sync.parse_wait import (
+    EarlyParses,
     ParseTracker,
     ParseWaitOptions,
     start_parses,
@@ -138,6 +142,8 @@ class PlanExecutor:
         self.progress = progress or (lambda _phase, _done, _total: None)
         self.log = log or logger
         self.parses = ParseTracker()
+        # parse requests go out in batches while the uploads continue (see EarlyParses)
+        self._early = EarlyParses(client, dataset_id, self.parses) if options.parse else None
         self._successors: dict[str, _Successor] = {}
         self._doc_path: dict[str, str] = {}
         self._late_uploads: list[Upload | Replace] = []
@@ -159,13 +165,16 @@ class PlanExecutor:
                 self._doc_path[action.doc_id] = action.path
                 self.parses.watch(action.doc_id)
 
+        # New content first, so that its parsing (the slow part) overlaps the metadata-only work
+        # of relabels and moves; adoptions that fail their proof are uploaded after them.
+        uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
+        self._timed("upload", self._uploads, uploads)
         self._timed(
             "labels",
             self._labels,
             [a for k in ("relabel", "rechunk", "move", "adopt") for a in by_kind.get(k, [])],
         )
-        uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
-        self._timed("upload", self._uploads, [*uploads, *self._late_uploads])
+        self._timed("upload", self._uploads, list(self._late_uploads))
         for action in by_kind.get("reparse", []):
             assert isinstance(action, Reparse)
             self._want_parse(action.doc_id, action.path)
@@ -457,8 +466,10 @@ class PlanExecutor:
     # ------------------------------------------------------------------ parsing
     def _want_parse(self, doc_id: str, path: str) -> None:
         self._doc_path[doc_id] = path
-        if self.opts.parse:
-            self.parses.want(doc_id)
+        if self._early is not None:
+            sent = self._early.want(doc_id)
+            if sent:
+                self.report.add("parse_requested", sent)
 
     def _start_parses(self) -> None:
         before = self.parses.requested
@@ -481,13 +492,20 @@ class PlanExecutor:
         )
 
     # ------------------------------------------------------------------ deletes
+    def _retire(self, new_id: str, succ: _Successor) -> None:
+        """Delete what a parsed successor replaces, then give it back its path's name."""
+        ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
+        if ok and succ.name and succ.name != document_name(succ.path):
+            self._rename_back(new_id, succ.path)
+
     def _finish(self, deletes: Sequence[Delete] = ()) -> None:
+        ready = [(i, succ) for i, succ in self._successors.items() if i in self.parses.done]
+        if ready:
+            self._in_pool("delete", self._retire, ready, len(ready))
         for new_id, succ in list(self._successors.items()):
             if new_id in self.parses.done:
-                ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
-                if ok and succ.name and succ.name != document_name(succ.path):
-                    self._rename_back(new_id, succ.path)
-            elif new_id in self.parses.failed:
+                continue
+            if new_id in self.parses.failed:
                 self.report.record(
                     succ.path,
                     "delete",

@@ -51,6 +51,33 @@ META_LABEL_CHECK = "label_check"
 UPLOAD_MARK = ".rfd-pending"
 """Inserted before the extension of a document's name while its upload is not labelled yet."""
 
+__all__ = [
+    "MANAGED_BY",
+    "META_CHANGE_TOKEN",
+    "META_KEYS",
+    "META_LABEL_CHECK",
+    "META_MANAGED_BY",
+    "META_SHA256",
+    "META_SIZE",
+    "META_SOURCE_PATH",
+    "META_SOURCE_URI",
+    "PARTITION_KEY_LIMIT",
+    "UPLOAD_MARK",
+    "LabelChecks",
+    "document_name",
+    "label_check",
+    "label_is_consistent",
+    "managed_meta",
+    "managed_path",
+    "matches_document_name",
+    "partition_key",
+    "pending_upload_key",
+    "shard_key",
+    "shard_keys",
+    "shard_of",
+    "upload_name",
+]
+
 META_KEYS = (
     META_MANAGED_BY,
     META_SOURCE_URI,
@@ -65,6 +92,7 @@ META_KEYS = (
 PARTITION_KEY_LIMIT = 64
 """Longest partition key kept verbatim (MySQL run storage indexes the first 64 characters)."""
 
+_sha256 = hashlib.sha256
 _RENAMED = re.compile(r"^(?P<stem>.*?)\((?P<n>\d+)\)$")
 _UNSAFE_KEY_CHARS = re.compile(r"[|,\[\]\x00-\x1f\x7f]")
 
@@ -116,19 +144,50 @@ def label_is_consistent(meta_fields: Mapping[str, Any] | None) -> bool:
     """
     if not meta_fields:
         return False
-    stored = meta_fields.get(META_LABEL_CHECK)
+    get = meta_fields.get
+    stored = get(META_LABEL_CHECK)
     if stored is None:
         return True
-    try:
-        expected = label_check(
-            path=str(meta_fields.get(META_SOURCE_PATH) or ""),
-            sha256=str(meta_fields.get(META_SHA256) or ""),
-            size=int(meta_fields.get(META_SIZE)),  # type: ignore[arg-type]
-            change_token=str(meta_fields.get(META_CHANGE_TOKEN)),
-        )
-    except (TypeError, ValueError):
-        return False
-    return stored == expected
+    size = get(META_SIZE)
+    if type(size) is not int:
+        try:
+            size = int(size)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    # label_check(), inlined: this runs once per document of every listing
+    path, sha, token = get(META_SOURCE_PATH) or "", get(META_SHA256) or "", get(META_CHANGE_TOKEN)
+    text = f"{path}\x00{sha}\x00{size}\x00{token}"
+    return stored == _sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class LabelChecks:
+    """:func:`label_is_consistent` computed once per document of a sync, not once per use.
+
+    The known fingerprints, the planner and every round's re-plan ask the same question of the
+    same labels; the answer is kept by document id for the ``meta_fields`` object it was
+    computed on (a new listing brings new objects, so a relabelled document is checked again).
+
+    Example:
+        >>> checks = LabelChecks()
+        >>> meta = managed_meta(source_uri="file:///r/a", path="a", sha256="ab", size=2,
+        ...                     change_token="t")
+        >>> checks.consistent("d1", meta), checks.consistent("d1", {**meta, "size": 3})
+        (True, False)
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
+
+    def consistent(self, doc_id: str, meta_fields: Mapping[str, Any] | None) -> bool:
+        """:func:`label_is_consistent` of ``meta_fields``, document ``doc_id``'s label."""
+        seen = self._seen.get(doc_id)
+        if seen is not None and seen[0] is meta_fields:
+            return seen[1]
+        ok = label_is_consistent(meta_fields)
+        self._seen[doc_id] = (meta_fields, ok)
+        return ok
 
 
 def managed_path(meta_fields: Mapping[str, Any] | None) -> str | None:

@@ -9,6 +9,7 @@ parsed. Waiting holds no thread per document: the ids are polled in lists of 100
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -122,6 +123,54 @@ def start_parses(
         tracker.requested += len(batch)
 
 
+class EarlyParses:
+    """Parse requests sent while uploads continue: each batch as soon as it is full.
+
+    Uploading threads call :meth:`want` for every document they labelled; the first
+    ``first_batch`` ids, then every ``batch`` ids, go out in one parse request (sent by the
+    thread that filled the batch, one request at a time), so the server parses the first
+    documents while the rest are still uploading. Whatever is left over is sent by
+    :func:`start_parses` once the uploads are done.
+
+    Example:
+        >>> early = EarlyParses(client, ds.id, ParseTracker())  # doctest: +SKIP
+        >>> early.want("d1")  # doctest: +SKIP
+        0
+    """
+
+    def __init__(
+        self,
+        client: RAGFlowClient,
+        dataset_id: str,
+        tracker: ParseTracker,
+        *,
+        batch: int = 100,
+        first_batch: int = 10,
+    ) -> None:
+        self.client = client
+        self.dataset_id = dataset_id
+        self.tracker = tracker
+        self.batch = max(1, batch)
+        self._next = max(1, min(first_batch, self.batch))
+        self._ready: list[str] = []
+        self._lock = threading.Lock()
+        self._send = threading.Lock()
+
+    def want(self, doc_id: str) -> int:
+        """Ask for ``doc_id`` to be parsed; returns the ids this call sent a request for."""
+        with self._lock:
+            self.tracker.want(doc_id)
+            self._ready.append(doc_id)
+            if len(self._ready) < self._next:
+                return 0
+            ids, self._ready = self._ready, []
+            self._next = self.batch
+        with self._send:
+            before = self.tracker.requested
+            start_parses(self.client, self.dataset_id, self.tracker, ids)
+            return self.tracker.requested - before
+
+
 def wait_for_parses(
     client: RAGFlowClient,
     dataset_id: str,
@@ -139,6 +188,7 @@ def wait_for_parses(
     total = len(tracker.pending)
     bad_polls = 0
     while tracker.pending:
+        before = len(tracker.pending)
         try:
             states = client.documents_by_id(dataset_id, sorted(tracker.pending))
             bad_polls = 0
@@ -165,7 +215,22 @@ def wait_for_parses(
             )
             return
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, options.max_poll_interval)
+        interval = _next_interval(
+            interval, before - len(tracker.pending), len(tracker.pending), options
+        )
+
+
+def _next_interval(
+    interval: float, finished: int, pending: int, options: ParseWaitOptions
+) -> float:
+    """The pause before the next poll.
+
+    While documents keep finishing, the pause goes back to the first interval, stretched by the
+    requests one poll costs (one per 100 pending ids), so the end of a long parse is seen soon
+    after it happens; while nothing finishes it grows by half up to the longest interval."""
+    if finished > 0:
+        return min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
+    return min(interval * 1.5, options.max_poll_interval)
 
 
 def _settle(
@@ -206,4 +271,4 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "failed"
 
 
-__all__ = ["ParseTracker", "ParseWaitOptions", "start_parses", "wait_for_parses"]
+__all__ = ["EarlyParses", "ParseTracker", "ParseWaitOptions", "start_parses", "wait_for_parses"]

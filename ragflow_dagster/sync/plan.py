@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ragflow_dagster.client.naming import name_suffix
+from ragflow_dagster.gcpause import gc_paused
 from ragflow_dagster.sources.base import SourceEntry
 from ragflow_dagster.sync.decide import Rechunk, kept_meta, mapped_action, meta_changes
 from ragflow_dagster.sync.desired import Desired
@@ -42,9 +43,8 @@ from ragflow_dagster.sync.identity import (
     META_SIZE,
     META_SOURCE_PATH,
     UPLOAD_MARK,
+    LabelChecks,
     document_name,
-    label_check,
-    label_is_consistent,
     managed_path,
     pending_upload_key,
     upload_name,
@@ -231,6 +231,8 @@ class PlanOptions:
         mass_delete_hint: How the caller lifts the guard, named in the guard's message
             (``allow_mass_delete=True``, the CLI's ``--allow-mass-delete``, a run config field).
         desired: The mapped metadata and parse rule of a path (:mod:`.desired`); ``None``: none.
+        label_checks: Label consistency already computed for these documents (shared with
+            :func:`~ragflow_dagster.sync.engine.known_files` and later rounds); None: a new one.
     """
 
     listing_complete: bool = True
@@ -244,6 +246,7 @@ class PlanOptions:
     change_token_is_content_hash: bool = False
     mass_delete_hint: str = "allow_mass_delete=True"
     desired: Callable[[str], Desired | None] | None = None
+    label_checks: LabelChecks | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,18 +308,16 @@ def _stored_token(doc: RemoteDocument) -> str | None:
 
 def _stored_size(doc: RemoteDocument) -> int | None:
     value = doc.meta_fields.get(META_SIZE) if doc.meta_fields else None
+    if type(value) is int:
+        return value
     try:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
 
 
-def _trusted(doc: RemoteDocument) -> bool:
-    return label_is_consistent(doc.meta_fields)
-
-
-def _content_matches(doc: RemoteDocument, entry: SourceEntry) -> bool:
-    if not _trusted(doc):
+def _content_matches(doc: RemoteDocument, entry: SourceEntry, trusted: bool) -> bool:
+    if not trusted:
         return False
     if entry.sha256 is not None:
         return _stored_sha(doc) == entry.sha256
@@ -376,9 +377,20 @@ def plan_sync(
         >>> [a.kind for a in plan_sync([e], []).actions]
         ['upload']
     """
-    opts = options or PlanOptions()
-    in_scope = opts.in_scope or (lambda _p: True)
+    with gc_paused():  # builds one action per path, all long-lived
+        return _plan(entries, documents, options or PlanOptions())
+
+
+def _plan(
+    entries: Iterable[SourceEntry], documents: Iterable[RemoteDocument], opts: PlanOptions
+) -> Plan:
+    in_scope = opts.in_scope
     inventory: dict[str, SourceEntry] = {e.path: e for e in entries}
+    checks = opts.label_checks if opts.label_checks is not None else LabelChecks()
+    consistent = checks.consistent
+
+    def _trusted(doc: RemoteDocument) -> bool:
+        return consistent(doc.id, doc.meta_fields)
 
     managed: dict[str, list[RemoteDocument]] = defaultdict(list)
     marked: list[RemoteDocument] = []
@@ -389,7 +401,8 @@ def plan_sync(
         elif opts.adopt_interrupted and pending_upload_key(doc.name) is not None:
             marked.append(doc)
     for docs in managed.values():
-        docs.sort(key=keeper_key)
+        if len(docs) > 1:
+            docs.sort(key=keeper_key)
     managed_total = sum(len(v) for v in managed.values())
 
     # Leftovers of interrupted uploads, by the path whose upload name they carry.
@@ -424,17 +437,25 @@ def plan_sync(
     actions: list[Action] = []
     removed_deletes: list[Delete] = []
 
+    no_docs: list[RemoteDocument] = []
+    managed_get = managed.get
+    leftovers_get = leftovers.get
     for path in sorted(inventory):
-        if not in_scope(path):
+        if in_scope is not None and not in_scope(path):
             continue
         entry = inventory[path]
-        docs = managed.get(path, [])
-        strays = leftovers.get(path, [])
-        matching = [d for d in docs if _content_matches(d, entry)]
+        docs = managed_get(path, no_docs)
+        strays = leftovers_get(path, no_docs)
+        if len(docs) == 1 and not strays:  # the common case: one document, no leftovers
+            doc = docs[0]
+            if _content_matches(doc, entry, _trusted(doc)):
+                actions.append(_keep_action(entry, doc, opts))
+                continue
+        matching = [d for d in docs if _content_matches(d, entry, _trusted(d))]
         if matching:
             keep, extra = matching[0], matching[1:]
             wait_for = None if keep.run == PARSED else keep.id
-            actions.extend(_keep_actions(entry, keep, opts))
+            actions.append(_keep_action(entry, keep, opts))
             if extra:
                 actions.append(
                     Delete(
@@ -504,9 +525,10 @@ def plan_sync(
             continue
         actions.append(Upload(entry=entry))
 
-    for path, docs in sorted(managed.items()):
-        if path in inventory or not in_scope(path):
+    for path in sorted(p for p in managed if p not in inventory):
+        if in_scope is not None and not in_scope(path):
             continue
+        docs = managed[path]
         remaining = tuple(d.id for d in docs if d.id not in moves.used)
         if not remaining:
             continue
@@ -542,49 +564,51 @@ def plan_sync(
     )
 
 
-def _keep_actions(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -> list[Action]:
-    reason = _parse_state(keep)
-    needs_parse = reason is not None and (opts.reparse_failed or keep.run in UNPARSED_STATES)
+def _keep_action(entry: SourceEntry, keep: RemoteDocument, opts: PlanOptions) -> Action:
+    """What to do with the (trusted) document that matches ``entry``'s content."""
+    run = keep.run
     desired = opts.desired(entry.path) if opts.desired is not None else None
+    if run == PARSED and desired is None and not _label_drift(entry, keep):
+        return Unchanged(path=entry.path, doc_id=keep.id)  # the common case: in sync
+    reason = _parse_state(keep)
+    needs_parse = reason is not None and (opts.reparse_failed or run in UNPARSED_STATES)
     known = _stored_sha(keep) if entry.sha256 is None else None
     rechunk = mapped_action(entry, keep, desired, known_sha256=known)
     if rechunk is not None:
-        return [rechunk]
+        return rechunk
     changes = meta_changes(desired, keep.meta_fields)
     if changes is not None or _label_drift(entry, keep):
-        return [
-            Relabel(
-                entry=entry,
-                doc_id=keep.id,
-                needs_parse=needs_parse,
-                changes=changes or (),
-                known_sha256=known,
-                kept=kept_meta(desired, keep.meta_fields) or None,
-            )
-        ]
+        return Relabel(
+            entry=entry,
+            doc_id=keep.id,
+            needs_parse=needs_parse,
+            changes=changes or (),
+            known_sha256=known,
+            kept=kept_meta(desired, keep.meta_fields) or None,
+        )
     if needs_parse and reason is not None:
-        return [Reparse(path=entry.path, doc_id=keep.id, reason=reason)]
-    pending = keep.run in RUNNING_STATES or _queued(keep)
-    return [Unchanged(path=entry.path, doc_id=keep.id, pending=pending)]
+        return Reparse(path=entry.path, doc_id=keep.id, reason=reason)
+    pending = run in RUNNING_STATES or _queued(keep)
+    return Unchanged(path=entry.path, doc_id=keep.id, pending=pending)
 
 
 def _label_drift(entry: SourceEntry, doc: RemoteDocument) -> bool:
-    """Whether the document's label differs from what the file's label would be."""
-    sha = entry.sha256 if entry.sha256 is not None else _stored_sha(doc)
-    expected = {
-        META_SOURCE_PATH: entry.path,
-        META_SHA256: sha or "",
-        META_SIZE: entry.size,
-        META_CHANGE_TOKEN: entry.change_token,
-        META_LABEL_CHECK: label_check(
-            path=entry.path, sha256=sha or "", size=entry.size, change_token=entry.change_token
-        ),
-    }
-    meta = doc.meta_fields or {}
-    return any(
-        (str(meta.get(k)) if k != META_SIZE else _stored_size(doc)) != v
-        for k, v in expected.items()
-    )
+    """Whether the document's label differs from what the file's label would be.
+
+    Only asked of a trusted document (its ``label_check`` fits its other keys), so the label
+    is the file's exactly when those keys are the file's and a ``label_check`` is present: the
+    check itself need not be recomputed."""
+    meta = doc.meta_fields
+    if not meta or meta.get(META_LABEL_CHECK) is None:
+        return True
+    if meta.get(META_SOURCE_PATH) != entry.path:
+        return True
+    if str(meta.get(META_CHANGE_TOKEN)) != entry.change_token or _stored_size(doc) != entry.size:
+        return True
+    stored = meta.get(META_SHA256)
+    if entry.sha256 is not None:
+        return stored != entry.sha256 and str(stored) != entry.sha256
+    return not isinstance(stored, str)  # the file's label would carry the stored sha256
 
 
 class _MoveIndex:

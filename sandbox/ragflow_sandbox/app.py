@@ -54,6 +54,7 @@ class SandboxConfig:
     max_body_bytes: int = C.DEFAULT_MAX_BODY_BYTES
     max_parse_bytes: int = C.DEFAULT_MAX_PARSE_BYTES
     parser_threads: int = 2
+    parse_serial: bool = False
     max_file_num_per_user: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +80,7 @@ class SandboxApp:
             self.store,
             parse_delay=config.parse_delay,
             threads=config.parser_threads,
+            serial=config.parse_serial,
             max_parse_bytes=config.max_parse_bytes,
         )
         self.retriever = Retriever(self.store)

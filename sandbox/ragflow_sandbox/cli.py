@@ -58,6 +58,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--parser-threads", type=int, default=2, help="parser worker threads (default 2)"
     )
     parser.add_argument(
+        "--parse-serial",
+        action="store_true",
+        help="one parser that spends --parse-delay on each document in turn (a real server's "
+        "single task executor)",
+    )
+    parser.add_argument(
         "--log-level", default="warning", help="uvicorn log level (default warning)"
     )
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -95,6 +101,7 @@ def run_cli(args: argparse.Namespace) -> int:
             fault_seed=args.fault_seed,
             max_body_bytes=args.max_body_bytes,
             parser_threads=args.parser_threads,
+            parse_serial=args.parse_serial,
         )
     )
     try:

@@ -210,6 +210,8 @@ class SandboxServer:
             cmd += ["--max-body-bytes", str(self._options["max_body_bytes"])]
         if self._options.get("fault_seed") is not None:
             cmd += ["--fault-seed", str(self._options["fault_seed"])]
+        if self._options.get("parse_serial"):
+            cmd += ["--parse-serial"]
         log = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child process
         start_offset = log.tell()
         env = dict(os.environ)
@@ -346,6 +348,7 @@ def run_sandbox(
     mode: Literal["thread", "subprocess"] = "thread",
     fault_seed: int | None = None,
     startup_timeout: float = 30.0,
+    parse_serial: bool = False,
 ) -> Iterator[SandboxServer]:
     """Run a RAGFlow-compatible sandbox for the duration of a ``with`` block.
 
@@ -361,6 +364,8 @@ def run_sandbox(
         mode: ``"thread"`` (in this process) or ``"subprocess"`` (can be killed and restarted).
         fault_seed: Seed for the fault draws, for reproducible runs.
         startup_timeout: Seconds to wait for the server to answer.
+        parse_serial: One parser spending ``parse_delay`` on each document in turn (a real
+            server's single task executor) instead of every document waiting in parallel.
 
     Yields:
         The running :class:`SandboxServer`.
@@ -383,6 +388,8 @@ def run_sandbox(
         "max_body_bytes": max_body_bytes or C.DEFAULT_MAX_BODY_BYTES,
         "fault_seed": fault_seed,
     }
+    if parse_serial:
+        options["parse_serial"] = True
     server = SandboxServer(
         host=host,
         port=port,

@@ -9,6 +9,10 @@ stale task notices through the document's task generation and discards its work.
 ``parse_delay`` (seconds) keeps every document in ``RUNNING`` for that long before it is
 parsed, to simulate a slow server; documents wait in parallel, each one ``parse_delay``
 after its parse request. It can be changed at run time (``PUT /_sandbox/config``).
+
+``serial`` mode models a real server's one task executor instead: a single thread spends the
+delay of each document in turn (the queue drains at one document per ``parse_delay``, in
+request order), so parsing 1,000 documents takes ``1000 * parse_delay`` however they were sent.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class ParseWorker:
     Args:
         store: Where documents, blobs and chunks live.
         parse_delay: Seconds each document stays RUNNING before it is parsed.
-        threads: Number of parser threads.
+        threads: Number of parser threads (1 when ``serial``).
+        serial: Parse one document at a time, each taking ``parse_delay`` of the one thread.
         max_parse_bytes: Files above this size fail (RAGFlow: 128 MiB).
 
     Example:
@@ -66,11 +71,13 @@ class ParseWorker:
         *,
         parse_delay: float = 0.0,
         threads: int = 2,
+        serial: bool = False,
         max_parse_bytes: int = C.DEFAULT_MAX_PARSE_BYTES,
     ) -> None:
         self.store = store
         self.parse_delay = parse_delay
-        self.threads = threads
+        self.serial = serial
+        self.threads = 1 if serial else threads
         self.max_parse_bytes = max_parse_bytes
         self._heap: list[tuple[float, int, str, int, int]] = []
         self._seq = 0
@@ -143,6 +150,19 @@ class ParseWorker:
         if stage == 0:
             begin = iso_now()
             msg = f"{_clock()} Task has been received."
+            if delay > 0 and self.serial:
+                # the one executor is busy with this document for the whole delay
+                started = time.monotonic()
+                if not self.store.parse_progress(
+                    doc_id, gen, {"process_begin_at": begin, "progress": 0.05, "progress_msg": msg}
+                ):
+                    return
+                self._sleep_until(started + delay)
+                doc = self.store.get_document(doc_id)
+                if doc is None or doc["task_gen"] != gen or doc["run"] != C.RUN_RUNNING:
+                    return
+                self._parse(doc, gen, doc["progress_msg"] or msg, begin, started)
+                return
             if delay > 0:
                 if self.store.parse_progress(
                     doc_id, gen, {"process_begin_at": begin, "progress": 0.05, "progress_msg": msg}
@@ -155,6 +175,15 @@ class ParseWorker:
         self._parse(
             doc, gen, doc["progress_msg"] or "", doc["process_begin_at"] or iso_now(), started
         )
+
+    def _sleep_until(self, due: float) -> None:
+        """Sleep until ``due`` (monotonic), waking early when the worker stops."""
+        with self._cond:
+            while not self._stopping:
+                wait = due - time.monotonic()
+                if wait <= 0:
+                    return
+                self._cond.wait(timeout=wait)
 
     def _parse(self, doc: dict[str, Any], gen: int, msg: str, begin: str, started: float) -> None:
         doc_id = doc["id"]

@@ -156,3 +156,39 @@ def test_dataset_counters_follow_parse_and_delete(api: Api, kb: str) -> None:
     api.delete(f"/datasets/{kb}/documents", json={"ids": ids[:1]})
     info = api.get(f"/datasets/{kb}")["data"]
     assert info["chunk_count"] == 2 and info["document_count"] == 2
+
+
+def _in_progress_counts(api: Api, kb: str, ids: list[str]) -> list[tuple[int, int]]:
+    """(documents received but not finished, documents DONE) at each poll until all are DONE."""
+    seen: list[tuple[int, int]] = []
+
+    def step() -> bool:
+        docs = api.docs(kb, ids=ids, page_size=100)["docs"]
+        received = sum(1 for d in docs if d["run"] == "RUNNING" and d["process_begin_at"])
+        done = sum(1 for d in docs if d["run"] == "DONE")
+        seen.append((received, done))
+        return done == len(ids)
+
+    poll(step, timeout=30)
+    return seen
+
+
+def test_serial_parser_takes_one_document_at_a_time(ragflow_sandbox_factory) -> None:
+    api = Api(ragflow_sandbox_factory(parse_delay=0.25, parse_serial=True, mode="subprocess"))
+    kb = api.dataset()
+    ids = [d["id"] for d in api.upload(kb, [(f"s{i}.txt", b"alpha beta\n") for i in range(4)])]
+    api.parse(kb, ids)
+    seen = _in_progress_counts(api, kb, ids)
+    assert max(r for r, _ in seen) == 1  # never two documents in the parser at once
+    assert {d for _, d in seen} >= {1, 2, 3}  # they finished one after another
+    docs = api.docs(kb, ids=ids, page_size=100)["docs"]
+    assert all(d["process_duration"] >= 0.2 for d in docs)
+
+
+def test_parallel_parser_receives_every_document_at_once(ragflow_sandbox_factory) -> None:
+    api = Api(ragflow_sandbox_factory(parse_delay=0.5))
+    kb = api.dataset()
+    ids = [d["id"] for d in api.upload(kb, [(f"p{i}.txt", b"alpha beta\n") for i in range(4)])]
+    api.parse(kb, ids)
+    seen = _in_progress_counts(api, kb, ids)
+    assert max(r for r, _ in seen) > 1  # the default: every document waits in parallel
