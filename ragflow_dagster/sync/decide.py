@@ -9,10 +9,10 @@ the label, then a parse of exactly that document).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ragflow_dagster.sources.base import SourceEntry
+from ragflow_dagster.sync.actions import Rechunk
 from ragflow_dagster.sync.desired import Desired
 from ragflow_dagster.sync.identity import META_KEYS
 from ragflow_dagster.sync.metadata import (
@@ -23,29 +23,6 @@ from ragflow_dagster.sync.metadata import (
     describe_changes,
 )
 from ragflow_dagster.sync.rules import rule_drift
-
-
-@dataclass(frozen=True, slots=True)
-class Rechunk:
-    """The path's parse rule changed: set ``chunk_method`` / ``parser_config`` (RAGFlow resets
-    the document when the method changes), relabel, and parse this one document again.
-
-    ``reason``: what differs (``chunk_method naive→qa``); ``changes``: metadata changes made in
-    the same PATCH; ``known_sha256``: the stored sha256 (the file need not be read)."""
-
-    entry: SourceEntry
-    doc_id: str
-    chunk_method: str
-    parser_config: Mapping[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    changes: tuple[str, ...] = ()
-    known_sha256: str | None = None
-    kept: Mapping[str, Any] | None = None
-    kind: str = "rechunk"
-
-    @property
-    def path(self) -> str:
-        return self.entry.path
 
 
 def meta_changes(desired: Desired | None, meta_fields: Mapping[str, Any]) -> tuple[str, ...] | None:
