@@ -78,7 +78,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 "figure": "P1b time to the first DONE document",
                 "ours": _fmt_s(ours.get("first_done_seconds")),
                 "baseline": _fmt_s(floor.get("first_done_seconds")),
-                "value": f"parses started after {ours['counts']['uploaded']:,} uploads began",
+                "value": f"first DONE {ours.get('first_done_seconds') or 0:.2f} s in; the "
+                f"uploads took {ours['durations'].get('upload', 0):.1f} s",
                 "goal": "parsing starts while uploading",
                 "met": _met(
                     (ours.get("first_done_seconds") or 1e9) < ours["durations"].get("upload", 0)
