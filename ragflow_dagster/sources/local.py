@@ -103,6 +103,8 @@ class LocalFolderSource(Source):
     def __init__(self, root: str | os.PathLike[str], *, follow_symlinks: bool = True) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.follow_symlinks = follow_symlinks
+        self._uri = Path(self.root).as_uri()
+        self._root_real: str | None = None  # resolved on first use (the root may be mounted later)
 
     def __repr__(self) -> str:
         return f"LocalFolderSource({self.root!r}, follow_symlinks={self.follow_symlinks})"
@@ -110,11 +112,11 @@ class LocalFolderSource(Source):
     @property
     def uri(self) -> str:
         """``file://`` URI of the root (percent-encoded where needed)."""
-        return Path(self.root).as_uri()
+        return self._uri
 
     def uri_for(self, path: str) -> str:
         """URI of one entry."""
-        return self.uri.rstrip("/") + "/" + quote(path)
+        return self._uri.rstrip("/") + "/" + quote(path)
 
     # -- listing ---------------------------------------------------------------------------------
     def _check_root(self) -> None:
@@ -344,14 +346,18 @@ class LocalFolderSource(Source):
         return SkippedEntry(path, "special_file", f"symlink to a {_special_kind(st.st_mode)}")
 
     # -- single entries ----------------------------------------------------------------------------
+    def _inside(self) -> str:
+        """The resolved root with a trailing separator (resolved once)."""
+        if self._root_real is None:
+            self._root_real = os.path.realpath(self.root).rstrip(os.sep) + os.sep
+        return self._root_real
+
     def _abs(self, path: str) -> str:
         parts = path.split("/")
         if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise FileNotFoundError(errno.ENOENT, "not a relative path of this source", path)
         full = os.path.join(self.root, *parts)
-        real = os.path.realpath(full)
-        root_real = os.path.realpath(self.root)
-        if not real.startswith(root_real.rstrip(os.sep) + os.sep):
+        if not os.path.realpath(full).startswith(self._inside()):
             raise PermissionError(errno.EACCES, "resolves outside the source root", path)
         return full
 
