@@ -162,7 +162,10 @@ def generate_tree(
     relative paths and the total bytes. Deterministic for a given seed.
 
     Example:
-        >>> paths, total = generate_tree("/tmp/t", 10, min_size=10, max_size=20)  # doctest: +SKIP
+        >>> import tempfile
+        >>> paths, total = generate_tree(tempfile.mkdtemp(), 10, min_size=10, max_size=20)
+        >>> len(paths), paths[0]
+        (10, 'd0000/f000000.txt')
     """
     root = Path(root)
     rng = random.Random(seed)

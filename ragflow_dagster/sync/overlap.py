@@ -9,9 +9,15 @@ hashing of new and changed files, content filters and completeness work exactly 
 overlap.
 
 Example:
+    >>> from pathlib import Path
     >>> from ragflow_dagster.sources import LocalFolderSource
-    >>> docs, inventory, timings = list_both(  # doctest: +SKIP
-    ...     lambda: list_complete(client, ds.id), LocalFolderSource("docs"), None, known_files)
+    >>> from ragflow_dagster.sync.engine import known_files
+    >>> from ragflow_dagster.sync.verify import list_complete
+    >>> _ = Path(tmp, "notes.txt").write_text("some notes")
+    >>> docs, inventory, timings = list_both(
+    ...     lambda: list_complete(client, ds.id), LocalFolderSource(tmp), None, known_files)
+    >>> len(docs), [e.path for e in inventory.entries]
+    (2, ['notes.txt'])
 """
 
 from __future__ import annotations

@@ -133,9 +133,9 @@ class EarlyParses:
     :func:`start_parses` once the uploads are done.
 
     Example:
-        >>> early = EarlyParses(client, ds.id, ParseTracker())  # doctest: +SKIP
-        >>> early.want("d1")  # doctest: +SKIP
-        0
+        >>> early = EarlyParses(client, ds.id, ParseTracker(), first_batch=2)
+        >>> early.want(ids[0]), early.want(ids[1])  # the second fills the first batch
+        (0, 2)
     """
 
     def __init__(
