@@ -145,9 +145,9 @@ class Shared:
     def config(self, value: Mapping[str, Any] | None) -> FrozenDict:
         """One read-only mapping equal to ``value`` (the same object for equal values).
 
-        Values are told apart by their ``marshal`` form (version 2), which keeps types (``1``, ``1.0`` and
-        ``True`` are equal in Python, but a record shows what its server sent) and key order;
-        a value ``marshal`` cannot write is frozen without being shared.
+        Values are told apart by their ``marshal`` form (version 2), which keeps types (``1``,
+        ``1.0`` and ``True`` are equal in Python, but a record shows what its server sent) and
+        key order; a value ``marshal`` cannot write is frozen without being shared.
         """
         if not value:
             return EMPTY
