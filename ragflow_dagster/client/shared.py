@@ -154,9 +154,10 @@ class Shared:
         if type(value) is FrozenDict:
             return value
         try:
-            key = marshal.dumps(value, 2)  # version 2: no references, so no refcounts in it
+            raw: Any = value
+            key = marshal.dumps(raw, 2)  # version 2: no references, so no refcounts in it
         except ValueError:
-            return freeze(value)  # type: ignore[no-any-return]
+            return freeze(value)
         configs = self._configs
         found = configs.get(key)
         if found is None:
