@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from sys import intern
 from typing import Any
+
+from ragflow_dagster.client.shared import EMPTY, Shared
 
 __all__ = [
     "RUN_STATES",
@@ -30,6 +33,12 @@ RUN_STATES = ("UNSTART", "RUNNING", "CANCEL", "DONE", "FAIL")
 _RUN_DIGITS = {"0": "UNSTART", "1": "RUNNING", "2": "CANCEL", "3": "DONE", "4": "FAIL"}
 # "5" is SCHEDULE: today's server shows it as UNSTART.
 _RUN_DIGITS["5"] = "UNSTART"
+_RUN_FAST: dict[Any, str] = {
+    **_RUN_DIGITS,
+    **{int(k): v for k, v in _RUN_DIGITS.items()},
+    **{s: s for s in RUN_STATES},
+}
+"""The usual values of ``run`` and their text forms (the one object for each)."""
 
 
 def normalize_run(value: Any) -> str:
@@ -39,6 +48,12 @@ def normalize_run(value: Any) -> str:
         >>> normalize_run("3"), normalize_run(1), normalize_run("done"), normalize_run(None)
         ('DONE', 'RUNNING', 'DONE', 'UNSTART')
     """
+    try:
+        fast = _RUN_FAST.get(value)
+    except TypeError:  # unhashable
+        fast = None
+    if fast is not None and type(value) is not bool:
+        return fast
     if value is None or value == "":
         return "UNSTART"
     text = str(value).strip()
@@ -47,10 +62,12 @@ def normalize_run(value: Any) -> str:
     upper = text.upper()
     if upper == "SCHEDULE":
         return "UNSTART"
-    return upper
+    return _RUN_FAST.get(upper, upper)
 
 
 def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return default
     try:
@@ -63,6 +80,8 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 def _float(value: Any, default: float = 0.0) -> float:
+    if type(value) is float:
+        return value
     if value is None or value == "":
         return default
     try:
@@ -72,6 +91,8 @@ def _float(value: Any, default: float = 0.0) -> float:
 
 
 def _str(value: Any, default: str = "") -> str:
+    if type(value) is str:
+        return value
     return default if value is None else str(value)
 
 
@@ -157,43 +178,8 @@ class Dataset:
         )
 
 
-@dataclass(frozen=True)
-class Document:
-    """A document in a dataset.
-
-    ``run`` is always the text form (``UNSTART|RUNNING|CANCEL|DONE|FAIL``); ``create_time`` and
-    ``update_time`` are epoch milliseconds; ``progress_msg`` is one string (a list from the
-    server is joined with newlines); ``status`` is ``"1"`` (enabled) or ``"0"``.
-
-    Example:
-        >>> doc = Document.from_api({"id": "x", "name": "a.txt", "kb_id": "d", "run": "3",
-        ...                          "chunk_num": 4, "thumbnail": ""})
-        >>> doc.run, doc.dataset_id, doc.chunk_count, doc.suffix, doc.extra
-        ('DONE', 'd', 4, 'txt', {'thumbnail': ''})
-    """
-
-    id: str
-    dataset_id: str
-    name: str
-    size: int = 0
-    suffix: str = ""
-    type: str = ""
-    run: str = "UNSTART"
-    progress: float = 0.0
-    progress_msg: str = ""
-    chunk_count: int = 0
-    token_count: int = 0
-    meta_fields: dict[str, Any] = field(default_factory=dict)
-    create_time: int = 0
-    update_time: int = 0
-    status: str = "1"
-    chunk_method: str = ""
-    parser_config: dict[str, Any] = field(default_factory=dict)
-    process_begin_at: str | None = None
-    process_duration: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    _KNOWN = {
+_DOC_KNOWN = frozenset(
+    {
         "id",
         "dataset_id",
         "kb_id",
@@ -221,6 +207,57 @@ class Document:
         "process_duration",
         "process_duation",
     }
+)
+_SHORT = 32
+"""Strings up to this length in ``meta_fields`` are shared across a listing's records."""
+
+
+def _empty() -> Mapping[str, Any]:
+    return EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A document in a dataset.
+
+    ``run`` is always the text form (``UNSTART|RUNNING|CANCEL|DONE|FAIL``); ``create_time`` and
+    ``update_time`` are epoch milliseconds; ``progress_msg`` is one string (a list from the
+    server is joined with newlines); ``status`` is ``"1"`` (enabled) or ``"0"``.
+
+    Built by :meth:`from_api`, ``parser_config`` and ``extra`` are read-only
+    (:class:`~ragflow_dagster.client.shared.FrozenDict`, a ``dict`` that refuses changes):
+    the records of one listing share equal values (one ``parser_config`` object for all the
+    documents parsed alike). ``meta_fields`` is the document's own plain dict.
+
+    Example:
+        >>> doc = Document.from_api({"id": "x", "name": "a.txt", "kb_id": "d", "run": "3",
+        ...                          "chunk_num": 4, "thumbnail": ""})
+        >>> doc.run, doc.dataset_id, doc.chunk_count, doc.suffix, doc.extra
+        ('DONE', 'd', 4, 'txt', {'thumbnail': ''})
+    """
+
+    id: str
+    dataset_id: str
+    name: str
+    size: int = 0
+    suffix: str = ""
+    type: str = ""
+    run: str = "UNSTART"
+    progress: float = 0.0
+    progress_msg: str = ""
+    chunk_count: int = 0
+    token_count: int = 0
+    meta_fields: dict[str, Any] = field(default_factory=dict)
+    create_time: int = 0
+    update_time: int = 0
+    status: str = "1"
+    chunk_method: str = ""
+    parser_config: Mapping[str, Any] = field(default_factory=_empty)
+    process_begin_at: str | None = None
+    process_duration: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+    _KNOWN = _DOC_KNOWN
 
     def __hash__(self) -> int:
         return hash(("Document", self.id))
@@ -236,39 +273,90 @@ class Document:
         return self.run in ("DONE", "FAIL", "CANCEL")
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> Document:
-        """Build a document from one item of an upload, list or update reply."""
-        name = _str(raw.get("name"))
-        suffix = raw.get("suffix")
+    def from_api(cls, raw: Mapping[str, Any], *, shared: Shared | None = None) -> Document:
+        """Build a document from one item of an upload, list or update reply.
+
+        Args:
+            raw: The item.
+            shared: What the records of one listing share (equal ``parser_config``, ``extra``
+                values and short strings become one object); a fresh one when omitted.
+
+        Example:
+            >>> shared = Shared()
+            >>> a, b = (Document.from_api({"id": i, "name": f"{i}.txt",
+            ...                            "parser_config": {"chunk_token_num": 128}},
+            ...                           shared=shared) for i in "ab")
+            >>> a.parser_config is b.parser_config, a.parser_config["chunk_token_num"]
+            (True, 128)
+        """
+        if shared is None:
+            shared = Shared()
+        text = shared.text
+        get = raw.get
+        name = get("name")
+        if type(name) is not str:
+            name = _str(name)
+        suffix = get("suffix")
         if not suffix:
             ext = posixpath.splitext(name)[1]
             suffix = ext[1:].lower() if ext else ""
-        msg = raw.get("progress_msg")
+        msg = get("progress_msg")
         if isinstance(msg, (list, tuple)):
             msg = "\n".join(str(m) for m in msg)
-        begin = raw.get("process_begin_at")
-        return cls(
-            id=_str(raw.get("id")),
-            dataset_id=_str(_first(raw, "dataset_id", "kb_id", "knowledgebase_id")),
-            name=name,
-            size=_int(raw.get("size")),
-            suffix=_str(suffix),
-            type=_str(raw.get("type")),
-            run=normalize_run(raw.get("run")),
-            progress=_float(raw.get("progress")),
-            progress_msg=_str(msg),
-            chunk_count=_int(_first(raw, "chunk_count", "chunk_num")),
-            token_count=_int(_first(raw, "token_count", "token_num")),
-            meta_fields=_dict(raw.get("meta_fields")),
-            create_time=_int(raw.get("create_time")),
-            update_time=_int(raw.get("update_time")),
-            status=_str(raw.get("status"), "1"),
-            chunk_method=_str(_first(raw, "chunk_method", "parser_id", "parse_method")),
-            parser_config=_dict(raw.get("parser_config")),
-            process_begin_at=None if begin in (None, "") else str(begin),
-            process_duration=_float(_first(raw, "process_duration", "process_duation")),
-            extra=_extra(raw, cls._KNOWN),
+        begin = get("process_begin_at")
+        meta = get("meta_fields")
+        if isinstance(meta, Mapping):
+            meta = {
+                k: text(v) if type(v) is str and len(v) <= _SHORT else v for k, v in meta.items()
+            }
+        else:
+            meta = {}
+        config = get("parser_config")
+        extra = [k for k in raw if k not in _DOC_KNOWN]
+        doc_id = get("id")
+        dataset_id = get("dataset_id")
+        if dataset_id is None:
+            dataset_id = _first(raw, "kb_id", "knowledgebase_id")
+        chunk_method = get("chunk_method")
+        if chunk_method is None:
+            chunk_method = _first(raw, "parser_id", "parse_method")
+        duration = get("process_duration")
+        if duration is None:
+            duration = get("process_duation")
+        values = (
+            doc_id if type(doc_id) is str else _str(doc_id),
+            intern(_str(dataset_id)),
+            name,
+            _int(get("size")),
+            intern(_str(suffix)),
+            intern(_str(get("type"))),
+            normalize_run(get("run")),
+            _float(get("progress")),
+            text(_str(msg)),
+            _int(_first(raw, "chunk_count", "chunk_num")),
+            _int(_first(raw, "token_count", "token_num")),
+            meta,
+            _int(get("create_time")),
+            _int(get("update_time")),
+            intern(_str(get("status"), "1")),
+            intern(_str(chunk_method)),
+            shared.config(config) if isinstance(config, Mapping) else EMPTY,
+            None if begin in (None, "") else text(str(begin)),
+            _float(duration),
+            shared.values(raw, extra) if extra else EMPTY,
         )
+        if cls is not Document:  # a subclass may have fields or checks of its own
+            return cls(*values)
+        doc: Document = _new(Document)
+        for put, value in zip(_DOC_SETTERS, values, strict=True):
+            put(doc, value)
+        return doc
+
+
+_new = object.__new__
+_DOC_SETTERS = tuple(getattr(Document, f.name).__set__ for f in fields(Document))
+"""The slots' setters of :class:`Document` in field order: :meth:`Document.from_api` fills
+a record with them (a frozen dataclass's ``__init__`` costs three times as much)."""
 
 
 @dataclass(frozen=True)

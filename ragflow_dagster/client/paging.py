@@ -18,6 +18,7 @@ from ragflow_dagster.client.errors import (
 )
 from ragflow_dagster.client.models import Dataset, Document
 from ragflow_dagster.client.params import batches, id_list
+from ragflow_dagster.client.shared import Shared
 from ragflow_dagster.client.transport import (
     API_PREFIX,
     MAX_IDS_PER_CALL,
@@ -251,7 +252,9 @@ class Paging(Transport):
                 route=f"{API_PREFIX}/datasets/{dataset_id}/documents",
             )
         items, total = page_items
-        return [Document.from_api(d) for d in items], total if total is not None else len(items)
+        shared = Shared()
+        docs = [Document.from_api(d, shared=shared) for d in items]
+        return docs, total if total is not None else len(items)
 
     def iter_documents(
         self,
@@ -282,8 +285,9 @@ class Paging(Transport):
         def extract(reply: Reply) -> tuple[list[Any], int | None] | None:
             return _docs_page(reply)
 
+        shared = Shared()  # the listing's records share equal values (see client/shared.py)
         for raw in self._pages(f"/datasets/{dataset_id}/documents", params, extract, page_size):
-            doc = Document.from_api(raw)
+            doc = Document.from_api(raw, shared=shared)
             if doc.id in seen:
                 continue
             seen.add(doc.id)

@@ -1,0 +1,190 @@
+"""Read-only containers, and what the records of one listing share.
+
+A listing of 100,000 documents brings 100,000 equal ``parser_config`` trees (each a dozen keys
+with nested ``raptor``/``graphrag`` dicts and a long prompt) and as many copies of the same short
+strings (dataset id, run state, suffix, ...). :class:`Shared` lets the records built from one
+listing hold one object for equal values; because records then share them, those values are
+read-only: :class:`FrozenDict` and :class:`FrozenList` are a ``dict`` and a ``list`` (equal to
+plain ones, JSON-serialisable, picklable) that refuse every change with :class:`TypeError`.
+
+Example:
+    >>> shared = Shared()
+    >>> a = shared.config({"chunk_token_num": 512, "raptor": {"use_raptor": False}})
+    >>> b = shared.config({"chunk_token_num": 512, "raptor": {"use_raptor": False}})
+    >>> a is b, a == {"chunk_token_num": 512, "raptor": {"use_raptor": False}}
+    (True, True)
+    >>> a["raptor"]["use_raptor"] = True
+    Traceback (most recent call last):
+    ...
+    TypeError: FrozenDict is read-only
+"""
+
+from __future__ import annotations
+
+import marshal
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
+
+__all__ = ["EMPTY", "FrozenDict", "FrozenList", "Shared", "freeze"]
+
+
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+    raise TypeError(f"{type(self).__name__} is read-only")
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses changes (``dict(frozen)`` is a mutable copy).
+
+    Example:
+        >>> d = FrozenDict({"a": 1})
+        >>> d == {"a": 1}, isinstance(d, dict), d | {"b": 2}
+        (True, True, {'a': 1, 'b': 2})
+        >>> d.pop("a")
+        Traceback (most recent call last):
+        ...
+        TypeError: FrozenDict is read-only
+    """
+
+    __slots__ = ()
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self)
+
+
+class FrozenList(list[Any]):
+    """A ``list`` that refuses changes (``list(frozen)`` is a mutable copy).
+
+    Example:
+        >>> items = FrozenList(["a", "b"])
+        >>> items == ["a", "b"], items + ["c"]
+        (True, ['a', 'b', 'c'])
+        >>> items.append("c")
+        Traceback (most recent call last):
+        ...
+        TypeError: FrozenList is read-only
+    """
+
+    __slots__ = ()
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
+
+    def __repr__(self) -> str:
+        return list.__repr__(self)
+
+
+EMPTY = FrozenDict()
+"""The one empty read-only mapping (the default of records' mapping fields)."""
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict and list in it made read-only (others are kept as they are).
+
+    Example:
+        >>> type(freeze({"a": [1]})["a"]).__name__
+        'FrozenList'
+    """
+    if isinstance(value, Mapping):
+        if type(value) is FrozenDict:
+            return value
+        return FrozenDict({_text(k): freeze(v) for k, v in value.items()}) if value else EMPTY
+    if isinstance(value, list) and type(value) is not FrozenList:
+        return FrozenList([freeze(v) for v in value])
+    return value
+
+
+def _text(key: Any) -> Any:
+    return sys.intern(key) if type(key) is str else key
+
+
+class Shared:
+    """What the records built from one listing share (make one per listing; not thread-safe).
+
+    * :meth:`config`: equal mappings (``parser_config``, a dict inside ``extra``) become one
+      :class:`FrozenDict` (:attr:`max_configs` distinct ones remembered at most).
+    * :meth:`text`: equal strings become one object (:attr:`max_texts` remembered at most).
+
+    Both caches start over when full: a later repeat is shared again.
+
+    Example:
+        >>> shared = Shared()
+        >>> shared.text("2026-01-01T00:00:00") is shared.text("2026-01-01T00:00:00"[:])
+        True
+    """
+
+    __slots__ = ("_configs", "_texts", "max_configs", "max_texts")
+
+    def __init__(self, *, max_configs: int = 64, max_texts: int = 1 << 16) -> None:
+        self.max_configs = max_configs
+        self.max_texts = max_texts
+        self._configs: dict[bytes, FrozenDict] = {}
+        self._texts: dict[str, str] = {}
+
+    def config(self, value: Mapping[str, Any] | None) -> FrozenDict:
+        """One read-only mapping equal to ``value`` (the same object for equal values).
+
+        Values are told apart by their ``marshal`` form (version 2), which keeps types (``1``,
+        ``1.0`` and ``True`` are equal in Python, but a record shows what its server sent) and
+        key order; a value ``marshal`` cannot write is frozen without being shared.
+        """
+        if not value:
+            return EMPTY
+        if type(value) is FrozenDict:
+            return value
+        try:
+            raw: Any = value
+            key = marshal.dumps(raw, 2)  # version 2: no references, so no refcounts in it
+        except ValueError:
+            return freeze(value)
+        configs = self._configs
+        found = configs.get(key)
+        if found is None:
+            if len(configs) >= self.max_configs:
+                configs.clear()
+            found = configs[key] = freeze(value)
+        return found
+
+    def text(self, value: str) -> str:
+        """One string object for equal strings."""
+        texts = self._texts
+        found = texts.get(value)
+        if found is not None:
+            return found
+        if len(texts) >= self.max_texts:  # forget the oldest; later repeats are shared again
+            texts.clear()
+        texts[value] = value
+        return value
+
+    def values(self, raw: Mapping[str, Any], keys: Iterable[str]) -> FrozenDict:
+        """A read-only mapping of ``keys`` of ``raw``: strings and mappings shared, lists made
+        read-only."""
+        out = {k: raw[k] for k in keys}
+        text = self.text
+        for k, v in out.items():
+            if type(v) is str:
+                out[k] = text(v)
+            elif isinstance(v, (Mapping, list)):
+                out[k] = self.config(v) if isinstance(v, Mapping) else freeze(v)
+        return FrozenDict(out) if out else EMPTY
