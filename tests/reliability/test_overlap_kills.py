@@ -60,7 +60,12 @@ def _start(sb, src: Path, name: str, *args: str) -> subprocess.Popen:
     )
 
 
-def _overlap_with_kills(factory, tmp_path: Path, *, n: int, cycles: int, seed: int) -> dict:
+def _overlap_with_kills(
+    factory, tmp_path: Path, *, n: int, cycles: int, seed: int, min_kills: int = 0
+) -> dict:
+    """``cycles`` rounds of a victim (killed at a random point) racing a survivor, then a final
+    run; more rounds (up to 3) while fewer than ``min_kills`` kills landed: a victim whose point
+    is never reached (the survivor left it nothing to do) finishes instead of dying."""
     rng = random.Random(seed)
     src = tmp_path / "src"
     for i in range(n):
@@ -76,7 +81,8 @@ def _overlap_with_kills(factory, tmp_path: Path, *, n: int, cycles: int, seed: i
         timeout=30,
     ).raise_for_status()
     stats = {"cycles": 0, "kills": 0, "survivor_converged": 0}
-    for k in range(cycles):
+    k = -1
+    while (k := k + 1) < cycles or (stats["kills"] < min_kills and k < cycles + 3):
         if k:
             _mutate(src, rng, k, n)
         point = rng.choice(POINTS)
@@ -106,8 +112,10 @@ def _overlap_with_kills(factory, tmp_path: Path, *, n: int, cycles: int, seed: i
 
 
 def test_overlapping_runs_with_random_kills_end_exact(ragflow_sandbox_factory, tmp_path):
-    stats = _overlap_with_kills(ragflow_sandbox_factory, tmp_path, n=60, cycles=3, seed=5)
-    assert stats["cycles"] == 3 and stats["kills"] >= 1
+    stats = _overlap_with_kills(
+        ragflow_sandbox_factory, tmp_path, n=60, cycles=3, seed=5, min_kills=1
+    )
+    assert stats["cycles"] >= 3 and stats["kills"] >= 1, stats
 
 
 @pytest.mark.soak
