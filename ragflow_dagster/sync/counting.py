@@ -1,9 +1,11 @@
-"""Counting a sync's outcomes, and hashing a download to prove it (helpers of the executor)."""
+"""Counting a sync's outcomes, describing its actions, and hashing a download to prove it
+(helpers of the executor)."""
 
 from __future__ import annotations
 
 import hashlib
 
+from ragflow_dagster.sync.actions import Action, Delete, Move, Rechunk, Relabel, Reparse, Replace
 from ragflow_dagster.sync.report import SyncReport
 
 ACTION_COUNT = {  # plan action kind -> report count
@@ -53,4 +55,21 @@ def count_outcomes(report: SyncReport) -> None:
     report.counts["failed"] = len(failed_paths)
 
 
-__all__ = ["ACTION_COUNT", "HashSink", "count_outcomes"]
+def planned_detail(action: Action) -> str:
+    """What an action changes, for the report (``department HR→People``)."""
+    if isinstance(action, Move):
+        return f"from {action.from_path}"
+    if isinstance(action, Rechunk):
+        return "; ".join((action.reason, *action.changes))
+    if isinstance(action, Relabel):
+        return "; ".join(action.changes)
+    if isinstance(action, Replace):
+        return action.detail
+    if isinstance(action, Delete):
+        return action.reason
+    if isinstance(action, Reparse):
+        return action.reason
+    return ""
+
+
+__all__ = ["ACTION_COUNT", "HashSink", "count_outcomes", "planned_detail"]

@@ -44,7 +44,7 @@ from ragflow_dagster.client import (
 )
 from ragflow_dagster.client.naming import is_supported_name
 from ragflow_dagster.sources import HashingReader, Source, SourceEntry
-from ragflow_dagster.sync.counting import HashSink, count_outcomes
+from ragflow_dagster.sync.counting import HashSink, count_outcomes, planned_detail
 from ragflow_dagster.sync.decide import Rechunk, rule_fields
 from ragflow_dagster.sync.desired import DesiredBook
 from ragflow_dagster.sync.identity import document_name, managed_meta, upload_name
@@ -580,23 +580,6 @@ class PlanExecutor:
             retryable = _is_retryable(exc)
         (self.retry_paths if retryable else self.failed_paths).add(path)
         self.log.warning("%s %s failed: %s", action, path, text)
-
-
-def planned_detail(action: Action) -> str:
-    """What an action changes, for the report (``department HR→People``)."""
-    if isinstance(action, Move):
-        return f"from {action.from_path}"
-    if isinstance(action, Rechunk):
-        return "; ".join((action.reason, *action.changes))
-    if isinstance(action, Relabel):
-        return "; ".join(action.changes)
-    if isinstance(action, Replace):
-        return action.detail
-    if isinstance(action, Delete):
-        return action.reason
-    if isinstance(action, Reparse):
-        return action.reason
-    return ""
 
 
 def _is_retryable(exc: BaseException) -> bool:
