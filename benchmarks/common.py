@@ -250,6 +250,58 @@ class CallCounter:
         self.attach(client._session)
 
 
+@dataclass
+class OurSync:
+    """One timed run of our engine into a new dataset (see :func:`our_sync`)."""
+
+    report: Any
+    seconds: float
+    dataset_id: str
+    counter: CallCounter
+    started_ms: float  # wall clock at the start, epoch milliseconds (for process_begin_at)
+
+    def record(self) -> dict[str, Any]:
+        """The fields every benchmark reports of our run."""
+        return {
+            "seconds": self.seconds,
+            "durations": {k: round(v, 3) for k, v in self.report.durations.items()},
+            "api_calls": self.counter.total,
+            "calls_by_route": dict(self.counter.by_route),
+        }
+
+
+def our_sync(
+    base_url: str,
+    api_key: str,
+    root: Path,
+    *,
+    name: str,
+    workers: int,
+    files_per_request: int,
+    options: Any,
+) -> OurSync:
+    """Sync ``root`` into a new dataset ``<name>-<ns>`` with our client and engine, counting
+    the requests of the sync itself (not the dataset's creation)."""
+    from ragflow_dagster.client import RAGFlowClient
+    from ragflow_dagster.sources import LocalFolderSource
+    from ragflow_dagster.sync.engine import sync_source
+
+    with RAGFlowClient(
+        base_url,
+        api_key,
+        pool_size=max(16, workers * 2),
+        max_files_per_request=files_per_request,
+    ) as client:
+        ds = client.create_dataset(f"{name}-{time.time_ns()}")
+        counter = CallCounter()
+        counter.attach_client(client)
+        started_ms = time.time() * 1000
+        t0 = time.perf_counter()
+        report = sync_source(client, LocalFolderSource(root), ds.id, options)
+        seconds = time.perf_counter() - t0
+    return OurSync(report, seconds, ds.id, counter, started_ms)
+
+
 def session_for(api_key: str, pool: int = 16) -> requests.Session:
     """A keep-alive session with the bearer header."""
     s = requests.Session()

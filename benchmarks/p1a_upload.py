@@ -38,6 +38,7 @@ from benchmarks.common import (
     generate_tree,
     list_all_documents,
     log,
+    our_sync,
     sandbox,
     session_for,
 )
@@ -51,37 +52,26 @@ def run_ours(
     base_url: str, api_key: str, root: Path, *, workers: int, files_per_request: int
 ) -> dict[str, Any]:
     """Our sync without parsing: uploads and labels."""
-    from ragflow_dagster.client import RAGFlowClient
-    from ragflow_dagster.sources import LocalFolderSource
-    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+    from ragflow_dagster.sync.engine import SyncOptions
 
-    with RAGFlowClient(
+    run = our_sync(
         base_url,
         api_key,
-        pool_size=max(16, workers * 2),
-        max_files_per_request=files_per_request,
-    ) as client:
-        counter = CallCounter()
-        counter.attach_client(client)
-        ds = client.create_dataset(f"p1a-ours-{time.time_ns()}")
-        t0 = time.perf_counter()
-        report = sync_source(
-            client,
-            LocalFolderSource(root),
-            ds.id,
-            SyncOptions(max_workers=workers, parse=False, wait=False),
-        )
-        seconds = time.perf_counter() - t0
-        docs = list(client.iter_documents(ds.id))
-    labelled = sum(1 for d in docs if d.meta_fields.get("managed_by") == "ragflow-dagster")
+        root,
+        name="p1a-ours",
+        workers=workers,
+        files_per_request=files_per_request,
+        options=SyncOptions(max_workers=workers, parse=False, wait=False),
+    )
+    docs = list_all_documents(session_for(api_key), base_url, run.dataset_id)
+    labelled = sum(
+        1 for d in docs if (d.get("meta_fields") or {}).get("managed_by") == "ragflow-dagster"
+    )
     return {
-        "seconds": seconds,
-        "durations": {k: round(v, 3) for k, v in report.durations.items()},
-        "uploaded": report.counts.get("uploaded", 0),
+        **run.record(),
+        "uploaded": run.report.counts.get("uploaded", 0),
         "documents": len(docs),
         "labelled": labelled,
-        "api_calls": counter.total,
-        "calls_by_route": dict(counter.by_route),
     }
 
 

@@ -33,6 +33,7 @@ from benchmarks.common import (
     generate_tree,
     list_all_documents,
     log,
+    our_sync,
     sandbox,
     session_for,
     wait_until_parsed,
@@ -52,43 +53,30 @@ def run_ours(
     base_url: str, api_key: str, root: Path, *, workers: int, files_per_request: int
 ) -> dict[str, Any]:
     """Our sync, waiting until everything is parsed."""
-    from ragflow_dagster.client import RAGFlowClient
-    from ragflow_dagster.sources import LocalFolderSource
-    from ragflow_dagster.sync.engine import SyncOptions, sync_source
+    from ragflow_dagster.sync.engine import SyncOptions
 
-    with RAGFlowClient(
+    run = our_sync(
         base_url,
         api_key,
-        pool_size=max(16, workers * 2),
-        max_files_per_request=files_per_request,
-    ) as client:
-        counter = CallCounter()
-        counter.attach_client(client)
-        ds = client.create_dataset(f"p1b-ours-{time.time_ns()}")
-        t0_ms = time.time() * 1000
-        t0 = time.perf_counter()
-        report = sync_source(
-            client,
-            LocalFolderSource(root),
-            ds.id,
-            SyncOptions(max_workers=workers, wait=True, parse_timeout=3600),
-        )
-        seconds = time.perf_counter() - t0
-    docs = list_all_documents(session_for(api_key), base_url, ds.id)
+        root,
+        name="p1b-ours",
+        workers=workers,
+        files_per_request=files_per_request,
+        options=SyncOptions(max_workers=workers, wait=True, parse_timeout=3600),
+    )
+    report = run.report
+    docs = list_all_documents(session_for(api_key), base_url, run.dataset_id)
     runs: dict[str, int] = {}
     for d in docs:
         runs[str(d.get("run"))] = runs.get(str(d.get("run")), 0) + 1
     return {
-        "seconds": seconds,
-        "first_done_seconds": _first_done(docs, t0_ms),
-        "durations": {k: round(v, 3) for k, v in report.durations.items()},
+        **run.record(),
+        "first_done_seconds": _first_done(docs, run.started_ms),
         "counts": {
             k: report.counts.get(k, 0) for k in ("uploaded", "parsed", "parse_requested", "failed")
         },
         "converged": report.verified,
         "runs": runs,
-        "api_calls": counter.total,
-        "calls_by_route": dict(counter.by_route),
     }
 
 
