@@ -26,7 +26,12 @@ from ragflow_dagster.sync.engine import (
     list_documents,
     sync_source,
 )
-from ragflow_dagster.translator import METADATA_KEY_TARGET, DatasetConfig, RAGFlowTarget
+from ragflow_dagster.translator import (
+    METADATA_KEY_TARGET,
+    DatasetConfig,
+    RAGFlowTarget,
+    stored_in_assets,
+)
 
 if TYPE_CHECKING:
     from ragflow_dagster.routed_assets import RAGFlowRoutedTarget
@@ -340,10 +345,9 @@ def target_of(context: dg.AssetExecutionContext) -> RAGFlowTarget:
     Raises:
         ValueError: The assets were not built by ``@ragflow_ingestion_assets``.
     """
-    for meta in context.assets_def.metadata_by_key.values():
-        found = meta.get(METADATA_KEY_TARGET)
-        if isinstance(found, RAGFlowTarget):
-            return found
+    found = stored_in_assets(context, METADATA_KEY_TARGET, RAGFlowTarget)
+    if found is not None:
+        return found
     raise ValueError(
         f"the assets of {context.op_def.name!r} carry no RAGFlow target in their metadata: build "
         "them with @ragflow_ingestion_assets(target=...) or pass target= to RAGFlowResource.sync"

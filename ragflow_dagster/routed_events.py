@@ -24,6 +24,7 @@ from ragflow_dagster.routed_assets import (
 from ragflow_dagster.sync.engine import SyncOptions
 from ragflow_dagster.sync.routed import sync_routed
 from ragflow_dagster.sync.routing import RouteDataset
+from ragflow_dagster.translator import stored_in_assets
 
 if TYPE_CHECKING:
     from ragflow_dagster.client import Dataset
@@ -39,10 +40,9 @@ def routed_target_of(context: dg.AssetExecutionContext) -> RAGFlowRoutedTarget:
     Raises:
         ValueError: The assets were not built by ``@ragflow_routed_ingestion_assets``.
     """
-    for meta in context.assets_def.metadata_by_key.values():
-        found = meta.get(METADATA_KEY_ROUTED)
-        if isinstance(found, RAGFlowRoutedTarget):
-            return found
+    found = stored_in_assets(context, METADATA_KEY_ROUTED, RAGFlowRoutedTarget)
+    if found is not None:
+        return found
     raise ValueError(
         f"the assets of {context.op_def.name!r} carry no routed target in their metadata: build "
         "them with @ragflow_routed_ingestion_assets(target=...) or build_ragflow_routed_ingestion"

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ragflow_dagster.checks import RetrievalProbe
 from ragflow_dagster.partitions import Partitioning
@@ -38,8 +38,22 @@ __all__ = [
     "Stage",
     "dataset_tag",
     "slugify",
+    "stored_in_assets",
     "tag_value",
 ]
+
+_T = TypeVar("_T")
+
+
+def stored_in_assets(context: dg.AssetExecutionContext, key: str, kind: type[_T]) -> _T | None:
+    """The first value of asset metadata ``key`` on the context's assets that is a ``kind``
+    (where the decorators keep their target), else None."""
+    for meta in context.assets_def.metadata_by_key.values():
+        found = meta.get(key)
+        if isinstance(found, kind):
+            return found
+    return None
+
 
 METADATA_KEY_TARGET = "dagster_ragflow/target"
 """Asset metadata key under which the decorator stores the :class:`RAGFlowTarget` (read back by
