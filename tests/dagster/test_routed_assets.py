@@ -207,3 +207,24 @@ def test_a_dataset_that_aborts_fails_the_step_after_the_others_events(
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "routed sync aborted for" in failure.event_specific_data.error.message
     assert raw_paths(ragflow_sandbox, names["sales"]) == {"sales/c.md"}
+
+
+@pytest.mark.parametrize("method", ["sync", "sync_routed"])
+def test_a_plain_asset_without_a_target_fails_naming_the_decorator(ragflow_sandbox, method):
+    sb = ragflow_sandbox
+
+    @dg.asset
+    def plain(context: dg.AssetExecutionContext, ragflow: RAGFlowResource):
+        yield from getattr(ragflow, method)(context=context)
+
+    resource = RAGFlowResource(base_url=sb.base_url, api_key=sb.api_key)
+    result = dg.materialize([plain], resources={"ragflow": resource}, raise_on_error=False)
+    assert not result.success
+    error = result.failure_data_for_node("plain").error
+    message = error.cause.message if error.cause is not None else error.message
+    decorator = (
+        "ragflow_routed_ingestion_assets"
+        if method == "sync_routed"
+        else ("ragflow_ingestion_assets")
+    )
+    assert "carry no" in message and f"@{decorator}(target=...)" in message, message
