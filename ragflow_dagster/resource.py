@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ragflow_dagster.client import Dataset, RAGFlowClient, ensure_dataset
+from ragflow_dagster.client.ensure import settings_of
 from ragflow_dagster.sources import Source, build_inventory
 from ragflow_dagster.sync.desired import without_sidecars
 from ragflow_dagster.sync.engine import (
@@ -252,11 +253,7 @@ class RAGFlowResource(dg.ConfigurableResource):
         inventory = build_inventory(tgt.source, opts.filters, known=known_files(docs))
         dataset_rec = self.ensure_dataset(
             ds.name,
-            chunk_method=ds.chunk_method,
-            parser_config=dict(ds.parser_config) if ds.parser_config else None,
-            embedding_model=ds.embedding_model,
-            description=ds.description,
-            permission=ds.permission,
+            **settings_of(ds),
             existing=existing,
         )
         if existing is None or existing.id != dataset_rec.id:

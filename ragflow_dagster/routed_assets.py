@@ -29,6 +29,7 @@ from typing import Any
 import dagster as dg
 
 from ragflow_dagster.asset_decorator import get_ragflow_check_specs, get_ragflow_specs
+from ragflow_dagster.client.ensure import settings_of
 from ragflow_dagster.events import METADATA_KEY_STAGE
 from ragflow_dagster.partitions import Partitioning
 from ragflow_dagster.sources import FileFilters, Source, source_from_uri
@@ -150,14 +151,7 @@ class RAGFlowRoutedTarget:
 
 
 def _dataset_config(ds: RouteDataset) -> DatasetConfig:
-    return DatasetConfig(
-        ds.name,
-        chunk_method=ds.chunk_method,
-        parser_config=dict(ds.parser_config) if ds.parser_config else None,
-        embedding_model=ds.embedding_model,
-        description=ds.description,
-        permission=ds.permission,
-    )
+    return DatasetConfig(ds.name, **settings_of(ds))
 
 
 def get_ragflow_routed_specs(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ragflow_dagster.client.ensure import settings_of
 from ragflow_dagster.events import METADATA_KEY_STAGE, RunView, sync_events
 from ragflow_dagster.routed_assets import (
     METADATA_KEY_ROUTE_DATASET,
@@ -90,11 +91,7 @@ def routed_sync_events(
     def ensure(ds: RouteDataset, found: Dataset | None) -> Dataset:
         return ragflow.ensure_dataset(
             ds.name,
-            chunk_method=ds.chunk_method,
-            parser_config=dict(ds.parser_config) if ds.parser_config else None,
-            embedding_model=ds.embedding_model,
-            description=ds.description,
-            permission=ds.permission,
+            **settings_of(ds),
             existing=found,
         )
 

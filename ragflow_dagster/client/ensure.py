@@ -9,13 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ragflow_dagster.client.core import RAGFlowClient
 from ragflow_dagster.client.errors import RAGFlowConflictError, RAGFlowError
 from ragflow_dagster.client.models import Dataset
 
-__all__ = ["DatasetDrift", "EnsuredDataset", "dataset_drift", "ensure_dataset"]
+__all__ = [
+    "DatasetDrift",
+    "DatasetSpec",
+    "EnsuredDataset",
+    "dataset_drift",
+    "ensure_dataset",
+    "settings_of",
+]
 
 logger = logging.getLogger("ragflow_dagster.client")
 
@@ -127,6 +134,41 @@ def dataset_drift(
     if permission is not None and permission != dataset.permission:
         out.append(DatasetDrift("permission", permission, dataset.permission))
     return out
+
+
+class DatasetSpec(Protocol):
+    """A wanted dataset: its name and creation settings (``DatasetConfig``, ``RouteDataset``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def chunk_method(self) -> str | None: ...
+    @property
+    def parser_config(self) -> Mapping[str, Any] | None: ...
+    @property
+    def embedding_model(self) -> str | None: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def permission(self) -> str | None: ...
+
+
+def settings_of(spec: DatasetSpec) -> dict[str, Any]:
+    """The creation settings of ``spec`` as :func:`ensure_dataset`'s keyword arguments.
+
+    Example:
+        >>> from ragflow_dagster.translator import DatasetConfig
+        >>> wanted = DatasetConfig("hr", parser_config={"chunk_token_num": 128})
+        >>> settings_of(wanted)["parser_config"], settings_of(wanted)["chunk_method"]
+        ({'chunk_token_num': 128}, 'naive')
+    """
+    return {
+        "chunk_method": spec.chunk_method,
+        "parser_config": dict(spec.parser_config) if spec.parser_config else None,
+        "embedding_model": spec.embedding_model,
+        "description": spec.description,
+        "permission": spec.permission,
+    }
 
 
 def ensure_dataset(

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragflow_dagster.client import Dataset, Document, RAGFlowClient, RAGFlowError, ensure_dataset
+from ragflow_dagster.client.ensure import settings_of
 from ragflow_dagster.sources import Inventory, KnownFile, SkippedEntry, Source, build_inventory
 from ragflow_dagster.sync.engine import (
     SyncAbortedError,
@@ -384,11 +385,7 @@ def _ensurer(
         return ensure_dataset(
             client,
             ds.name,
-            chunk_method=ds.chunk_method,
-            parser_config=dict(ds.parser_config) if ds.parser_config else None,
-            embedding_model=ds.embedding_model,
-            description=ds.description,
-            permission=ds.permission,
+            **settings_of(ds),
             log=log,
             existing=found,
         ).dataset
