@@ -194,7 +194,7 @@ def run_sync(args: argparse.Namespace) -> int:
                     dry_run=args.dry_run,
                     error=f"{what}: {exc}",
                 )
-                _write_stats(args.stats_file, report)
+                write_stats(args.stats_file, report.to_dict())
             raise
 
 
@@ -299,7 +299,7 @@ def _run_sync(args: argparse.Namespace) -> int:
     report.error = error
 
     code = exit_code_for(report, waited=not args.no_wait and not args.dry_run)
-    if args.stats_file is not None and not _write_stats(args.stats_file, report):
+    if args.stats_file is not None and not write_stats(args.stats_file, report.to_dict()):
         code = EXIT_FAILED
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
@@ -314,9 +314,9 @@ def _run_sync(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_stats(path: Path, report: Any) -> bool:
-    """Write the report as JSON (also for a run that aborted); False (and one line) on failure."""
-    data = report.to_dict()
+def write_stats(path: Path, data: dict[str, Any]) -> bool:
+    """Write a report's JSON to ``--stats-file`` atomically (also for a run that aborted);
+    False (and one line on stderr) on failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

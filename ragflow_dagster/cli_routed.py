@@ -80,7 +80,13 @@ def run_routed(
     progress: Any,
 ) -> int:
     """Run the routed sync for ``ragflow-dagster sync``; print one summary per dataset."""
-    from ragflow_dagster.cli import EXIT_FAILED, EXIT_OK, exit_code_for, explain_error
+    from ragflow_dagster.cli import (
+        EXIT_FAILED,
+        EXIT_OK,
+        exit_code_for,
+        explain_error,
+        write_stats,
+    )
     from ragflow_dagster.client import RAGFlowError
     from ragflow_dagster.sources import SourceError
     from ragflow_dagster.sync.routed import RoutedSyncReport, sync_routed
@@ -106,7 +112,8 @@ def run_routed(
     waited = not args.no_wait and not args.dry_run
     if report is None:
         data = {"source_uri": source.uri, "converged": False, "error": error, "datasets": {}}
-        _write(args.stats_file, data)
+        if args.stats_file is not None:
+            write_stats(args.stats_file, data)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     codes = {name: exit_code_for(r, waited=waited) for name, r in report.reports.items()}
@@ -114,7 +121,7 @@ def run_routed(
     data = report.to_dict()
     data["failed_datasets"] = [n for n, c in codes.items() if c != EXIT_OK]
     data["converged"] = code == EXIT_OK
-    if not _write(args.stats_file, data):
+    if args.stats_file is not None and not write_stats(args.stats_file, data):
         code = EXIT_FAILED
     for name, r in report.reports.items():
         ok = codes[name] == EXIT_OK
@@ -142,17 +149,3 @@ def run_routed(
             )
         )
     return code
-
-
-def _write(path: Path | None, data: dict[str, Any]) -> bool:
-    if path is None:
-        return True
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        print(f"error: --stats-file {path}: {exc}", file=sys.stderr)
-        return False
-    return True
