@@ -6,7 +6,8 @@ methods that kills the process (``kill -9``, no cleanup, no ``finally``) at the 
 - ``upload``: a timer fires while the n-th upload request is in flight (the sandbox holds upload
   requests with injected latency, so the kill lands before or after the server stored the files);
 - ``after_upload``: the n-th upload returned, its documents are not labelled yet;
-- ``after_label``: the n-th ``update_document`` (a label, or a replace's new version) returned;
+- ``after_label``: the n-th ``update_document`` (a label, or a replace's new version) succeeded
+  (a refused one, e.g. a name conflict answered with the next name, does not count);
 - ``before_delete`` / ``during_delete`` / ``after_delete``: around the n-th ``delete_documents``.
 
 Without ``--kill-at`` it just syncs and exits 0 when the sync converged. It prints
@@ -65,6 +66,16 @@ def arm(client: RAGFlowClient, point: str, nth: int, delay_s: float) -> None:
 
     @functools.wraps(real)
     def hooked(*args: Any, **kwargs: Any) -> Any:
+        if point in ("after_upload", "after_label", "after_delete"):
+            # the n-th call that *succeeded*: a refused one (a name conflict the executor
+            # answers with the next candidate name) changed nothing
+            result = real(*args, **kwargs)
+            with lock:
+                calls[0] += 1
+                mine = calls[0]
+            if mine == nth:
+                die(point, nth)
+            return result
         with lock:
             calls[0] += 1
             mine = calls[0]
@@ -72,14 +83,10 @@ def arm(client: RAGFlowClient, point: str, nth: int, delay_s: float) -> None:
             return real(*args, **kwargs)
         if point == "before_delete":
             die(point, nth)
-        if point in ("upload", "during_delete"):
-            timer = threading.Timer(delay_s, die, args=(point, nth))
-            timer.daemon = True
-            timer.start()
-        result = real(*args, **kwargs)
-        if point in ("after_upload", "after_label", "after_delete"):
-            die(point, nth)
-        return result
+        timer = threading.Timer(delay_s, die, args=(point, nth))  # upload, during_delete
+        timer.daemon = True
+        timer.start()
+        return real(*args, **kwargs)
 
     setattr(client, method, hooked)
 
