@@ -156,7 +156,20 @@ def _s3_variant(name: str, endpoint: str, bucket: str) -> Callable[[], int]:
 
 
 def _variant(name: str, args: list[str]) -> Callable[[], int]:
-    return _local_variant(name, *args) if name.startswith("local") else _s3_variant(name, *args)
+    """A variant by name; ``<name>@paused`` runs it with the cyclic collector paused (as the
+    package's own consumers of a listing run: the inventory and the sync)."""
+    base, _, how = name.partition("@")
+    run = _local_variant(base, *args) if base.startswith("local") else _s3_variant(base, *args)
+    if how != "paused":
+        return run
+
+    def paused() -> int:
+        from ragflow_dagster.gcpause import gc_paused
+
+        with gc_paused():
+            return run()
+
+    return paused
 
 
 def child_time(names: list[str], rounds: int, warmup: int, args: list[str]) -> None:

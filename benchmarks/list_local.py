@@ -24,7 +24,13 @@ from benchmarks.common import dump, log
 
 GOAL_RATIO = 1.2
 DEFAULT_FILES = 100_000
-VARIANTS = ("local-bare", "local-scan", "local-inventory")
+VARIANTS = (
+    "local-bare",
+    "local-scan",
+    "local-inventory",
+    "local-bare@paused",
+    "local-scan@paused",
+)
 
 
 def run(
@@ -38,8 +44,11 @@ def run(
         timed = _child("--child-time", str(rounds), "1", ",".join(VARIANTS), root)
         wall = {n: statistics.median(v) for n, v in timed["wall"].items()}
         cpu = {n: statistics.median(v) for n, v in timed["cpu"].items()}
-        base = wall["local-bare"]
-        ratios = {n: round(wall[n] / base, 3) for n in VARIANTS[1:]}
+        ratios = {
+            n: round(wall[n] / wall["local-bare@paused" if "@" in n else "local-bare"], 3)
+            for n in VARIANTS
+            if not n.startswith("local-bare")
+        }
         counts = timed["counts"]
         same = len(set(counts.values())) == 1 and counts["local-bare"] == files
         return {

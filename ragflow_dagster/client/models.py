@@ -208,8 +208,6 @@ _DOC_KNOWN = frozenset(
         "process_duation",
     }
 )
-_SHORT = 32
-"""Strings up to this length in ``meta_fields`` are shared across a listing's records."""
 
 
 def _empty() -> Mapping[str, Any]:
@@ -305,12 +303,7 @@ class Document:
             msg = "\n".join(str(m) for m in msg)
         begin = get("process_begin_at")
         meta = get("meta_fields")
-        if isinstance(meta, Mapping):
-            meta = {
-                k: text(v) if type(v) is str and len(v) <= _SHORT else v for k, v in meta.items()
-            }
-        else:
-            meta = {}
+        meta = shared.strings(meta) if isinstance(meta, Mapping) else {}
         config = get("parser_config")
         extra = [k for k in raw if k not in _DOC_KNOWN]
         doc_id = get("id")

@@ -325,5 +325,5 @@ def _docs_page(reply: Reply) -> tuple[list[Any], int | None] | None:
         items, total = data, reply.body.get("total")
     else:
         return None
-    items = [d for d in items if isinstance(d, Mapping)]
+    items = [d for d in items if type(d) is dict or isinstance(d, Mapping)]
     return items, int(total) if isinstance(total, (int, float)) else None

@@ -21,12 +21,16 @@ Example:
 
 from __future__ import annotations
 
-import marshal
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-__all__ = ["EMPTY", "FrozenDict", "FrozenList", "Shared", "freeze"]
+import orjson
+
+__all__ = ["EMPTY", "SHORT", "FrozenDict", "FrozenList", "Shared", "freeze"]
+
+SHORT = 32
+"""Strings up to this length are shared by :meth:`Shared.strings` (longer ones are rarely equal)."""
 
 
 def _refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
@@ -145,18 +149,18 @@ class Shared:
     def config(self, value: Mapping[str, Any] | None) -> FrozenDict:
         """One read-only mapping equal to ``value`` (the same object for equal values).
 
-        Values are told apart by their ``marshal`` form (version 2), which keeps types (``1``,
-        ``1.0`` and ``True`` are equal in Python, but a record shows what its server sent) and
-        key order; a value ``marshal`` cannot write is frozen without being shared.
+        Values are told apart by their JSON text (orjson), which keeps types (``1``, ``1.0``
+        and ``True`` are equal in Python, but a record shows what its server sent) and key
+        order; a shared value is also checked equal to ``value`` (the text of ``NaN`` is
+        ``null``). A value that has no JSON text is frozen without being shared.
         """
         if not value:
             return EMPTY
         if type(value) is FrozenDict:
             return value
         try:
-            raw: Any = value
-            key = marshal.dumps(raw, 2)  # version 2: no references, so no refcounts in it
-        except ValueError:
+            key = orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError: a non-str key, an int beyond 64 bits, ...
             return freeze(value)
         configs = self._configs
         found = configs.get(key)
@@ -164,7 +168,27 @@ class Shared:
             if len(configs) >= self.max_configs:
                 configs.clear()
             found = configs[key] = freeze(value)
+        elif found != value:
+            return freeze(value)
         return found
+
+    def strings(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """A plain copy of ``value`` whose strings up to :data:`SHORT` characters are shared
+        (a document's ``meta_fields``: its own dict, its short values shared).
+
+        Example:
+            >>> shared = Shared()
+            >>> a, b = shared.strings({"team": "legal"}), shared.strings({"team": "legal"[:]})
+            >>> a["team"] is b["team"], a == {"team": "legal"}
+            (True, True)
+        """
+        texts = self._texts
+        if len(texts) >= self.max_texts:  # forget the oldest; later repeats are shared again
+            texts.clear()
+        keep = texts.setdefault
+        return {
+            k: keep(v, v) if type(v) is str and len(v) <= SHORT else v for k, v in value.items()
+        }
 
     def text(self, value: str) -> str:
         """One string object for equal strings."""
@@ -180,11 +204,17 @@ class Shared:
     def values(self, raw: Mapping[str, Any], keys: Iterable[str]) -> FrozenDict:
         """A read-only mapping of ``keys`` of ``raw``: strings and mappings shared, lists made
         read-only."""
-        out = {k: raw[k] for k in keys}
-        text = self.text
-        for k, v in out.items():
+        texts = self._texts
+        if len(texts) >= self.max_texts:
+            texts.clear()
+        keep = texts.setdefault
+        out: dict[str, Any] = {}
+        for k in keys:
+            v = raw[k]
             if type(v) is str:
-                out[k] = text(v)
+                out[k] = keep(v, v)
             elif isinstance(v, (Mapping, list)):
                 out[k] = self.config(v) if isinstance(v, Mapping) else freeze(v)
+            else:
+                out[k] = v
         return FrozenDict(out) if out else EMPTY

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ragflow_dagster.gcpause import gc_paused
 from ragflow_dagster.sources.base import (
     ContentChangedError,
     SkippedEntry,
@@ -266,10 +267,11 @@ def build_inventory(
     entries: list[SourceEntry] = []
     skipped: list[SkippedEntry] = []
     listing = Listing(source, filters=flt, known=known)
-    for page in listing:
-        entries.extend(page.entries)
-        if page.skipped:
-            skipped.extend(page.skipped)
+    with gc_paused():  # every entry lives on: the collector would traverse them again and again
+        for page in listing:
+            entries.extend(page.entries)
+            if page.skipped:
+                skipped.extend(page.skipped)
     scanned = len(entries) + len(skipped)
 
     unlisted: list[str] = []

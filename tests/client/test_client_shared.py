@@ -78,3 +78,24 @@ def test_the_string_cache_is_bounded():
     again = "".join(["t", "9"])
     assert shared.text(again) is not again  # still remembered: the one object comes back
     assert len(shared._texts) <= 3
+
+
+def test_values_without_an_exact_json_text_are_never_shared_wrongly():
+    shared = Shared()
+    nan = shared.config({"x": float("nan")})  # JSON text "null", like the next one
+    null = shared.config({"x": None})
+    assert null is not nan and null == {"x": None} and null["x"] is None
+    assert nan["x"] != nan["x"]  # still the NaN it was
+    big = shared.config({"n": 10**20})  # beyond orjson's 64 bits: frozen, not shared
+    assert big == {"n": 10**20} and isinstance(big, FrozenDict)
+    assert shared.config({"n": 10**20}) is not big
+
+
+def test_short_strings_of_meta_fields_are_shared_long_ones_copied_as_they_are():
+    shared = Shared()
+    long = "x" * 40
+    a = shared.strings({"team": "legal", "uri": long, "n": 3})
+    b = shared.strings({"team": "".join(["le", "gal"]), "uri": "".join(["x" * 20, "x" * 20])})
+    assert a["team"] is b["team"] and a["uri"] == b["uri"] and a["uri"] is not b["uri"]
+    a["own"] = 1  # each result is a plain dict of its own
+    assert "own" not in b and a["n"] == 3

@@ -7,6 +7,7 @@ document was taken as missing and uploaded again, and the run said ``converged``
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -139,3 +140,23 @@ def test_an_empty_2xx_reply_is_an_error_not_an_empty_listing(synced):
             c.list_documents(ds)
         with pytest.raises(RAGFlowError, match="not a JSON object"):
             list(c.iter_documents(ds))
+
+
+def test_a_page_that_only_stdlib_json_reads_is_still_read(synced):
+    """The client decodes with orjson and falls back to the stdlib for what orjson refuses
+    (``NaN``, integers beyond 64 bits): such a page is read, not taken as a page without data."""
+    sb, ds, _src, _files = synced
+
+    def odd(seen: Seen, body: dict) -> bytes:
+        if seen.page == 1 and body.get("data", {}).get("docs"):
+            first = body["data"]["docs"][0]
+            first["progress"] = float("nan")
+            first["meta_fields"]["big"] = 10**20
+        return json.dumps(body).encode()  # the stdlib writes NaN as it is
+
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        proxy.rewrite = odd
+        docs = list(c.iter_documents(ds))
+    assert len(docs) == N
+    assert sum(1 for d in docs if d.progress != d.progress) == 1  # the NaN came through
+    assert [d.meta_fields["big"] for d in docs if "big" in d.meta_fields] == [10**20]
