@@ -299,13 +299,16 @@ class Document:
             ext = posixpath.splitext(name)[1]
             suffix = ext[1:].lower() if ext else ""
         msg = get("progress_msg")
-        if isinstance(msg, (list, tuple)):
-            msg = "\n".join(str(m) for m in msg)
+        if type(msg) is not str:
+            msg = "\n".join(str(m) for m in msg) if isinstance(msg, (list, tuple)) else _str(msg)
         begin = get("process_begin_at")
         meta = get("meta_fields")
-        meta = shared.strings(meta) if isinstance(meta, Mapping) else {}
+        meta = shared.strings(meta) if type(meta) is dict or isinstance(meta, Mapping) else {}
         config = get("parser_config")
-        extra = [k for k in raw if k not in _DOC_KNOWN]
+        config = (
+            shared.config(config) if type(config) is dict or isinstance(config, Mapping) else EMPTY
+        )
+        extra = shared.extra_keys(raw, _DOC_KNOWN)
         doc_id = get("id")
         dataset_id = get("dataset_id")
         if dataset_id is None:
@@ -313,6 +316,12 @@ class Document:
         chunk_method = get("chunk_method")
         if chunk_method is None:
             chunk_method = _first(raw, "parser_id", "parse_method")
+        chunks = get("chunk_count")
+        if chunks is None:
+            chunks = get("chunk_num")
+        tokens = get("token_count")
+        if tokens is None:
+            tokens = get("token_num")
         duration = get("process_duration")
         if duration is None:
             duration = get("process_duation")
@@ -325,15 +334,15 @@ class Document:
             intern(_str(get("type"))),
             normalize_run(get("run")),
             _float(get("progress")),
-            text(_str(msg)),
-            _int(_first(raw, "chunk_count", "chunk_num")),
-            _int(_first(raw, "token_count", "token_num")),
+            text(msg),
+            _int(chunks),
+            _int(tokens),
             meta,
             _int(get("create_time")),
             _int(get("update_time")),
             intern(_str(get("status"), "1")),
             intern(_str(chunk_method)),
-            shared.config(config) if isinstance(config, Mapping) else EMPTY,
+            config,
             None if begin in (None, "") else text(str(begin)),
             _float(duration),
             shared.values(raw, extra) if extra else EMPTY,

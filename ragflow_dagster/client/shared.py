@@ -138,21 +138,23 @@ class Shared:
         True
     """
 
-    __slots__ = ("_configs", "_texts", "max_configs", "max_texts")
+    __slots__ = ("_configs", "_extra", "_texts", "max_configs", "max_texts")
 
     def __init__(self, *, max_configs: int = 64, max_texts: int = 1 << 16) -> None:
         self.max_configs = max_configs
         self.max_texts = max_texts
         self._configs: dict[bytes, FrozenDict] = {}
         self._texts: dict[str, str] = {}
+        self._extra: dict[tuple[tuple[str, ...], frozenset[str]], tuple[str, ...]] = {}
 
     def config(self, value: Mapping[str, Any] | None) -> FrozenDict:
         """One read-only mapping equal to ``value`` (the same object for equal values).
 
         Values are told apart by their JSON text (orjson), which keeps types (``1``, ``1.0``
         and ``True`` are equal in Python, but a record shows what its server sent) and key
-        order; a shared value is also checked equal to ``value`` (the text of ``NaN`` is
-        ``null``). A value that has no JSON text is frozen without being shared.
+        order; where the text holds ``null`` the shared value is also checked equal to
+        ``value`` (``NaN`` and the infinities are written ``null`` too). A value that has no
+        JSON text is frozen without being shared.
         """
         if not value:
             return EMPTY
@@ -168,7 +170,7 @@ class Shared:
             if len(configs) >= self.max_configs:
                 configs.clear()
             found = configs[key] = freeze(value)
-        elif found != value:
+        elif b"null" in key and found != value:  # a NaN or an infinity reads as null
             return freeze(value)
         return found
 
@@ -189,6 +191,23 @@ class Shared:
         return {
             k: keep(v, v) if type(v) is str and len(v) <= SHORT else v for k, v in value.items()
         }
+
+    def extra_keys(self, raw: Mapping[str, Any], known: frozenset[str]) -> tuple[str, ...]:
+        """The keys of ``raw`` outside ``known``, in order (worked out once per key set: the
+        items of one listing all have the same keys).
+
+        Example:
+            >>> Shared().extra_keys({"id": 1, "thumbnail": ""}, frozenset({"id"}))
+            ('thumbnail',)
+        """
+        keys = tuple(raw)
+        cache = self._extra
+        found = cache.get((keys, known))
+        if found is None:
+            if len(cache) >= self.max_configs:
+                cache.clear()
+            found = cache[keys, known] = tuple(k for k in keys if k not in known)
+        return found
 
     def text(self, value: str) -> str:
         """One string object for equal strings."""

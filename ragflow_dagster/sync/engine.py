@@ -268,8 +268,34 @@ def _sync(
     progress: Progress | None,
     log: logging.Logger,
 ) -> None:
+    """:func:`_rounds` with the cyclic collector paused while it lists and plans."""
+    # The collector is paused from the listings to the plan's decision (every record built there
+    # lives on; see ragflow_dagster.gcpause) and on again while a plan is executed.
+    planning = contextlib.ExitStack()
+    planning.enter_context(gc_paused())
+    try:
+        _rounds(
+            client, source, dataset_id, opts, report, inventory, documents, progress, log, planning
+        )
+    finally:
+        planning.close()
+
+
+def _rounds(
+    client: RAGFlowClient,
+    source: Source,
+    dataset_id: str,
+    opts: SyncOptions,
+    report: SyncReport,
+    inventory: Inventory | None,
+    documents: list[Document] | None,
+    progress: Progress | None,
+    log: logging.Logger,
+    planning: contextlib.ExitStack,
+) -> None:
     """List, plan, act, and list again until a plan over a complete listing has nothing left
-    to do (``verified``) or the rounds run out."""
+    to do (``verified``) or the rounds run out. ``planning`` holds the collector's pause: it is
+    closed while a plan is executed and entered again for the next listing."""
     checks = LabelChecks()  # each label checked once per listing, shared by all that ask
 
     def known_of(listed: list[Document]) -> dict[str, KnownFile]:
@@ -278,10 +304,9 @@ def _sync(
     if documents is None and inventory is None:
         # the source is walked while the dataset is listed (see .overlap)
         t = time.monotonic()
-        with gc_paused():  # both listings build records that live on
-            docs, inventory, overlapped = list_both(
-                lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
-            )
+        docs, inventory, overlapped = list_both(
+            lambda: list_complete(client, dataset_id, log=log), source, opts.filters, known_of
+        )
         report.durations.update(overlapped)
         report.durations["list_and_walk"] = time.monotonic() - t
     else:
@@ -354,9 +379,10 @@ def _sync(
         limit = max(1, opts.max_rounds) + (_WAIT_ROUNDS if waiting else 0)
         if done or stuck or round_no >= limit:
             if round_no == 0:  # nothing was executed: the in-sync paths are the outcome
-                for action in plan.actions:
-                    if isinstance(action, Unchanged):
-                        report.record(action.path, "unchanged", "ok", doc_id=action.doc_id)
+                report.record_ok(
+                    "unchanged",
+                    ((a.path, a.doc_id) for a in plan.actions if isinstance(a, Unchanged)),
+                )
             break
         round_no += 1
         if round_no > 1:
@@ -373,12 +399,13 @@ def _sync(
             log=log,
             record_unchanged=round_no == 1,
         )
+        planning.close()
         executor.run(plan)
+        planning.enter_context(gc_paused())
         given_up |= executor.failed_paths
         retried |= executor.retry_paths
         t = time.monotonic()
-        with gc_paused():
-            docs = list_complete(client, dataset_id, log=log)
+        docs = list_complete(client, dataset_id, log=log)
         report.durations["verify"] = report.durations.get("verify", 0.0) + time.monotonic() - t
     # A transient failure (a document deleted under us by an overlapping run, a dropped
     # connection) that the final, complete listing shows mended is no failure of the run.

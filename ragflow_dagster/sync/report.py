@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,11 @@ class FileOutcome:
     status: str  # "ok" | "failed" | "planned" | "withheld" | "pending"
     doc_id: str | None = None
     detail: str = ""
+
+
+_OUTCOME_SETTERS = tuple(
+    getattr(FileOutcome, f).__set__ for f in ("path", "action", "status", "doc_id", "detail")
+)
 
 
 @dataclass
@@ -104,6 +110,24 @@ class SyncReport:
                 self.errors.append(f"{path}: parse failed (document {doc_id}): {detail}")
             elif status == "failed":
                 self.errors.append(f"{path}: {action}: {detail}")
+
+    def record_ok(self, action: str, items: Iterable[tuple[str, str | None]]) -> None:
+        """Record ``(path, doc_id)`` pairs as ``action`` / ``ok`` at once (a no-op resync's
+        100,000 unchanged paths)."""
+        new, cls = object.__new__, FileOutcome
+        set_path, set_action, set_status, set_doc, set_detail = _OUTCOME_SETTERS
+        out: list[FileOutcome] = []
+        add = out.append
+        for path, doc_id in items:
+            o = new(cls)
+            set_path(o, path)
+            set_action(o, action)
+            set_status(o, "ok")
+            set_doc(o, doc_id)
+            set_detail(o, "")
+            add(o)
+        with self._lock:
+            self.outcomes.extend(out)
 
     @property
     def guard_refused(self) -> bool:
