@@ -307,6 +307,7 @@ class Documents(Paging):
         chunk_method: str | None = None,
         parser_config: Mapping[str, Any] | None = None,
         enabled: bool | None = None,
+        returning: bool = True,
     ) -> Document | None:
         """Change a document's name, metadata, chunk method, parser config or availability.
 
@@ -314,7 +315,9 @@ class Documents(Paging):
         replaces the document's metadata (values: str, int, float or lists of them). Returns the
         document as the server reports it (today's server leaves ``meta_fields`` out of its
         answer: the record then carries the ones sent), or ``None`` when the server answers
-        without data (before v0.25). Changing ``chunk_method`` resets the document's parse.
+        without data (before v0.25) or ``returning`` is False (the answer is still checked for
+        an error; no record is built, which is a sync's labelling of every upload). Changing
+        ``chunk_method`` resets the document's parse.
 
         Example:
             >>> client.update_document(ds.id, doc.id, meta_fields={"path": "a/b.txt"}).meta_fields
@@ -337,7 +340,7 @@ class Documents(Paging):
             "document", f"/datasets/{dataset_id}/documents/{document_id}", body
         )
         data = reply.data
-        if not isinstance(data, Mapping) or not data.get("id"):
+        if not returning or not isinstance(data, Mapping) or not data.get("id"):
             return None
         raw = dict(data)
         if meta_fields is not None and "meta_fields" not in raw:

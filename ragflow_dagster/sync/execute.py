@@ -259,9 +259,12 @@ class PlanExecutor:
                     meta_fields=meta,
                     chunk_method=action.chunk_method,
                     parser_config=action.parser_config or None,
+                    returning=False,
                 )
             else:
-                self.client.update_document(self.dataset_id, action.doc_id, meta_fields=meta)
+                self.client.update_document(
+                    self.dataset_id, action.doc_id, meta_fields=meta, returning=False
+                )
         except (RAGFlowError, OSError) as exc:
             self._fail(action.path, action.kind, exc, doc_id=action.doc_id)
             return
@@ -295,7 +298,9 @@ class PlanExecutor:
         if action.leftover:
             name = self._rename(action.doc_id, entry.path, meta, taken=bool(action.old_ids))
         else:
-            self.client.update_document(self.dataset_id, action.doc_id, meta_fields=meta)
+            self.client.update_document(
+                self.dataset_id, action.doc_id, meta_fields=meta, returning=False
+            )
             name = action.doc_name
         kind = "adopt" if action.leftover else "relabel"
         detail = "content proven" if action.leftover else "hand-edited label repaired"
@@ -365,13 +370,15 @@ class PlanExecutor:
         for name in candidates[1:] if taken else candidates:
             try:
                 self.client.update_document(
-                    self.dataset_id, doc_id, name=name, meta_fields=meta, **extra
+                    self.dataset_id, doc_id, name=name, meta_fields=meta, returning=False, **extra
                 )
                 return name
             except RAGFlowConflictError:
                 continue
         if meta is not None:
-            self.client.update_document(self.dataset_id, doc_id, meta_fields=meta, **extra)
+            self.client.update_document(
+                self.dataset_id, doc_id, meta_fields=meta, returning=False, **extra
+            )
         return ""
 
     # ------------------------------------------------------------------ uploads

@@ -54,6 +54,7 @@ class LyingProxy:
         self.listings = 0
         self._lock = threading.Lock()
         self._session = requests.Session()
+        self._session.trust_env = False  # it forwards to upstream itself, never via a proxy
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,9 +71,12 @@ class LyingProxy:
                 if proxy.before is not None:
                     proxy.before(seen)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                target = parts.path + (
+                    f"?{parts.query}" if parts.query else ""
+                )  # absolute-form too
                 resp = proxy._session.request(
                     self.command,
-                    proxy.upstream + self.path,
+                    proxy.upstream + target,
                     data=body,
                     headers=headers,
                     timeout=60,
