@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.common import scandir_walk
+
 LOCAL_GOAL = 1.3
 S3_GOAL = 1.2
 
@@ -60,28 +62,12 @@ def make_tree(root: str, files: int, per_dir: int = 100) -> None:
                 pass
 
 
-def bare_walk(root: str) -> list[tuple[str, int, int]]:
-    """The baseline: what any walk must do to learn path, size and mtime of every file."""
-    out: list[tuple[str, int, int]] = []
-    stack = [(root, "")]
-    while stack:
-        d, rel = stack.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append((e.path, rel + e.name + "/"))
-                else:
-                    st = e.stat(follow_symlinks=False)
-                    out.append((rel + e.name, st.st_size, st.st_mtime_ns))
-    return out
-
-
 def _local_variant(name: str, root: str) -> Callable[[], int]:
     from ragflow_dagster.sources import KnownFile, LocalFolderSource, build_inventory
 
     src = LocalFolderSource(root)
     if name == "local-bare":
-        return lambda: len(bare_walk(root))
+        return lambda: len(scandir_walk(root))
     if name == "local-scan":
         return lambda: len(list(src.scan()))
     if name == "local-inventory":

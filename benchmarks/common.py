@@ -412,3 +412,21 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=str)
+
+
+def scandir_walk(root: str) -> list[tuple[str, int, int]]:
+    """The bare walk every listing is measured against (P2's floor, LIST's baseline): every
+    regular file under ``root`` with its size and mtime, what any walk must learn."""
+    out: list[tuple[str, int, int]] = []
+    stack = [(root, "")]
+    while stack:
+        path, rel = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                name = rel + e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, name + "/"))
+                elif e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    out.append((name, st.st_size, st.st_mtime_ns))
+    return out

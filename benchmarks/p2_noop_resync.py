@@ -38,6 +38,7 @@ from benchmarks.common import (
     list_all_documents,
     log,
     sandbox,
+    scandir_walk,
     session_for,
 )
 
@@ -45,23 +46,6 @@ GOAL_RATIO = 1.2
 GOAL_RSS_MB = 300.0
 DEFAULT_FILES = 100_000
 QUICK_FILES = 20_000
-
-
-def scandir_walk(root: str) -> list[tuple[str, int, int]]:
-    """The floor's walk: every regular file under ``root`` with its size and mtime."""
-    out: list[tuple[str, int, int]] = []
-    stack = [(root, "")]
-    while stack:
-        path, rel = stack.pop()
-        with os.scandir(path) as it:
-            for e in it:
-                name = rel + e.name
-                if e.is_dir(follow_symlinks=False):
-                    stack.append((e.path, name + "/"))
-                elif e.is_file(follow_symlinks=False):
-                    st = e.stat(follow_symlinks=False)
-                    out.append((name, st.st_size, st.st_mtime_ns))
-    return out
 
 
 def measure_floor(base_url: str, api_key: str, root: Path, dataset_id: str) -> dict[str, Any]:

@@ -137,11 +137,13 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
         out.append(
             {
                 "figure": f"P6 resync after moving {p6['moved']:,} and editing {p6['edited']:,} "
-                f"of {p6['files']:,} files: vs 1.1 × edited × parse delay + one listing",
+                f"of {p6['files']:,} files: vs 1.1 × the server's time parsing the edited files "
+                "+ one listing",
                 "ours": _fmt_s(p6["seconds"]),
                 "baseline": _fmt_s(p6["budget_seconds"]),
                 "value": f"{p6['counts']['replaced']} re-uploaded, "
-                f"{p6['counts']['parse_requested']} re-parsed, {p6['counts']['moved']} renamed",
+                f"{p6['counts']['parse_requested']} re-parsed, {p6['counts']['moved']} renamed; "
+                f"{p6['seconds'] / p6['budget_seconds']:.2f}× the budget",
                 "goal": "exact counts, ≤ budget",
                 "met": _met(p6["goals"]["exact_counts"]["met"])
                 + _met(p6["goals"]["seconds"]["met"]),

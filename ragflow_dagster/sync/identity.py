@@ -175,18 +175,23 @@ class LabelChecks:
         (True, False)
     """
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_bad", "_good")
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
+        # the labels checked, by document id: one dict per answer (no pair per document, which
+        # weighed 64 MB at a million documents)
+        self._good: dict[str, Mapping[str, Any] | None] = {}
+        self._bad: dict[str, Mapping[str, Any] | None] = {}
 
     def consistent(self, doc_id: str, meta_fields: Mapping[str, Any] | None) -> bool:
         """:func:`label_is_consistent` of ``meta_fields``, document ``doc_id``'s label."""
-        seen = self._seen.get(doc_id)
-        if seen is not None and seen[0] is meta_fields:
-            return seen[1]
+        if self._good.get(doc_id, self) is meta_fields:
+            return True
+        if self._bad.get(doc_id, self) is meta_fields:
+            return False
         ok = label_is_consistent(meta_fields)
-        self._seen[doc_id] = (meta_fields, ok)
+        (self._good if ok else self._bad)[doc_id] = meta_fields
+        (self._bad if ok else self._good).pop(doc_id, None)
         return ok
 
 

@@ -237,6 +237,13 @@ def plan_sync(
         return _plan(entries, documents, options or PlanOptions())
 
 
+def _listed(found: RemoteDocument | list[RemoteDocument] | None) -> list[RemoteDocument]:
+    """A path's documents as a list (see ``managed`` in :func:`_plan`)."""
+    if found is None:
+        return []
+    return found if isinstance(found, list) else [found]
+
+
 def _plan(
     entries: Iterable[SourceEntry], documents: Iterable[RemoteDocument], opts: PlanOptions
 ) -> Plan:
@@ -248,18 +255,26 @@ def _plan(
     def _trusted(doc: RemoteDocument) -> bool:
         return consistent(doc.id, doc.meta_fields)
 
-    managed: dict[str, list[RemoteDocument]] = defaultdict(list)
+    # A path's one document as it is (a million one-item lists weigh ~90 MB); a list only for
+    # the paths that have several, keeper first.
+    managed: dict[str, RemoteDocument | list[RemoteDocument]] = {}
     marked: list[RemoteDocument] = []
+    managed_total = 0
     for doc in documents:
         path = managed_path(doc.meta_fields)
         if path is not None:
-            managed[path].append(doc)
+            managed_total += 1
+            had = managed.setdefault(path, doc)
+            if had is not doc:
+                if isinstance(had, list):
+                    had.append(doc)
+                else:
+                    managed[path] = [had, doc]
         elif opts.adopt_interrupted and pending_upload_key(doc.name) is not None:
             marked.append(doc)
     for docs in managed.values():
-        if len(docs) > 1:
+        if isinstance(docs, list):
             docs.sort(key=keeper_key)
-    managed_total = sum(len(v) for v in managed.values())
 
     # Leftovers of interrupted uploads, by the path whose upload name they carry.
     leftovers: dict[str, list[RemoteDocument]] = defaultdict(list)
@@ -284,7 +299,7 @@ def _plan(
             (path, doc)
             for path, docs in managed.items()
             if removable(path)
-            for doc in docs
+            for doc in _listed(docs)
             if _trusted(doc)
         ),
         opts.change_token_is_content_hash,
@@ -300,13 +315,14 @@ def _plan(
         if in_scope is not None and not in_scope(path):
             continue
         entry = inventory[path]
-        docs = managed_get(path, no_docs)
+        found = managed_get(path)
         strays = leftovers_get(path, no_docs)
-        if len(docs) == 1 and not strays:  # the common case: one document, no leftovers
-            doc = docs[0]
+        if found is not None and not isinstance(found, list) and not strays:
+            doc = found  # the common case: one document, no leftovers
             if _content_matches(doc, entry, _trusted(doc)):
                 actions.append(_keep_action(entry, doc, opts))
                 continue
+        docs = _listed(found)
         matching = [d for d in docs if _content_matches(d, entry, _trusted(d))]
         if matching:
             keep, extra = matching[0], matching[1:]
@@ -384,7 +400,7 @@ def _plan(
     for path in sorted(p for p in managed if p not in inventory):
         if in_scope is not None and not in_scope(path):
             continue
-        docs = managed[path]
+        docs = _listed(managed[path])
         remaining = tuple(d.id for d in docs if d.id not in moves.used)
         if not remaining:
             continue

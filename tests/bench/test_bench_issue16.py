@@ -117,10 +117,11 @@ def test_p6_small_moves_rename_and_only_edits_are_reparsed(ragflow_sandbox, tmp_
 
 
 def test_list_small_scan_finds_what_a_bare_walk_finds(tmp_path: Path) -> None:
-    from benchmarks.bench_sources import bare_walk, make_tree
+    from benchmarks.bench_sources import make_tree
+    from benchmarks.common import scandir_walk
 
     make_tree(str(tmp_path), 1000, per_dir=40)
-    bare = {p for p, _size, _mtime in bare_walk(str(tmp_path))}
+    bare = {p for p, _size, _mtime in scandir_walk(str(tmp_path))}
     scanned = [e for e in LocalFolderSource(tmp_path).scan() if hasattr(e, "change_token")]
     assert len(bare) == 1000 and {e.path for e in scanned} == bare
     st = os.stat(tmp_path / scanned[0].path)
