@@ -128,7 +128,12 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 "ours": _fmt_s(ls["seconds"]["local-scan"]),
                 "baseline": _fmt_s(ls["seconds"]["local-bare"]),
                 "value": f"{ls['ratios']['local-scan']:.2f}× the walk's time "
-                f"(inventory {ls['ratios']['local-inventory']:.2f}×)",
+                f"(inventory {ls['ratios']['local-inventory']:.2f}×"
+                + (
+                    f", collector paused {ls['ratios']['local-scan@paused']:.2f}×)"
+                    if "local-scan@paused" in ls["ratios"]
+                    else ")"
+                ),
                 "goal": "≤ 1.2×",
                 "met": _met(ls["goals"]["scan_over_bare"]["met"]),
             }

@@ -186,6 +186,16 @@ def test_get_update_download_delete_document(client, dataset, tmp_path):
     client.update_document(dataset.id, doc.id, name="renamed.txt", enabled=True)
     got = client.get_document(dataset.id, doc.id)
     assert got.name == "renamed.txt" and got.enabled
+    # returning=False (a sync's labels): no record built, the change made, errors still raised
+    assert (
+        client.update_document(dataset.id, doc.id, meta_fields={"rev": 3}, returning=False) is None
+    )
+    assert client.get_document(dataset.id, doc.id).meta_fields == {"rev": 3}
+    with pytest.raises(RAGFlowError):
+        client.update_document(dataset.id, "0" * 32, meta_fields={"rev": 4}, returning=False)
+    client.update_document(
+        dataset.id, doc.id, meta_fields={"source_path": "a/report.txt", "rev": 2}
+    )
     hits = list(
         client.iter_documents(
             dataset.id,
