@@ -241,9 +241,24 @@ def sync_source(
     )
     t0 = time.monotonic()
     calls0 = client.request_count if api_calls_since is None else api_calls_since
+    # The collector is paused from the listings to the plan's decision (every record built there
+    # lives on; see ragflow_dagster.gcpause), and on again while a plan is executed.
+    planning = contextlib.ExitStack()
     try:
-        with lease:
-            _sync(client, source, dataset_id, opts, report, inventory, documents, progress, log)
+        with lease, planning:
+            planning.enter_context(gc_paused())
+            _sync(
+                client,
+                source,
+                dataset_id,
+                opts,
+                report,
+                inventory,
+                documents,
+                progress,
+                log,
+                planning,
+            )
     except (RAGFlowError, SourceError, OSError) as exc:
         report.error = f"{type(exc).__name__}: {exc}"
         report.durations["total"] = time.monotonic() - t0
@@ -258,30 +273,6 @@ def sync_source(
 
 
 def _sync(
-    client: RAGFlowClient,
-    source: Source,
-    dataset_id: str,
-    opts: SyncOptions,
-    report: SyncReport,
-    inventory: Inventory | None,
-    documents: list[Document] | None,
-    progress: Progress | None,
-    log: logging.Logger,
-) -> None:
-    """:func:`_rounds` with the cyclic collector paused while it lists and plans."""
-    # The collector is paused from the listings to the plan's decision (every record built there
-    # lives on; see ragflow_dagster.gcpause) and on again while a plan is executed.
-    planning = contextlib.ExitStack()
-    planning.enter_context(gc_paused())
-    try:
-        _rounds(
-            client, source, dataset_id, opts, report, inventory, documents, progress, log, planning
-        )
-    finally:
-        planning.close()
-
-
-def _rounds(
     client: RAGFlowClient,
     source: Source,
     dataset_id: str,
