@@ -68,6 +68,7 @@ from ragflow_dagster.sync.plan import (
     Upload,
 )
 from ragflow_dagster.sync.report import SyncReport
+from ragflow_dagster.sync.retire import Retirement, Successor
 from ragflow_dagster.sync.upload_match import align_partial
 
 logger = logging.getLogger("ragflow_dagster.sync")
@@ -101,17 +102,7 @@ class ExecuteOptions:
     desired: DesiredBook = field(default_factory=DesiredBook, compare=False)
 
 
-@dataclass
-class _Successor:
-    """A document whose parse gates deletes: its path, what to delete once it is ``DONE``
-    (ids and reason), and the name it got (renamed to the path's name after the deletes)."""
-
-    path: str
-    deletes: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
-    name: str = ""
-
-
-class PlanExecutor:
+class PlanExecutor(Retirement):
     """Executes one :class:`~ragflow_dagster.sync.plan.Plan` and fills a report.
 
     After :meth:`run`: ``retry_paths`` holds paths worth planning again in the same run
@@ -144,7 +135,7 @@ class PlanExecutor:
         self.parses = ParseTracker()
         # parse requests go out in batches while the uploads continue (see EarlyParses)
         self._early = EarlyParses(client, dataset_id, self.parses) if options.parse else None
-        self._successors: dict[str, _Successor] = {}
+        self._successors: dict[str, Successor] = {}
         self._doc_path: dict[str, str] = {}
         self._late_uploads: list[Upload | Replace] = []
         self.retry_paths: set[str] = set()
@@ -227,8 +218,8 @@ class PlanExecutor:
                     fut.cancel()
                 raise
 
-    def _successor(self, doc_id: str, path: str) -> _Successor:
-        return self._successors.setdefault(doc_id, _Successor(path=path))
+    def _successor(self, doc_id: str, path: str) -> Successor:
+        return self._successors.setdefault(doc_id, Successor(path=path))
 
     # ------------------------------------------------------------------ labels and proofs
     def _labels(self, actions: Sequence[Action]) -> None:
@@ -496,74 +487,8 @@ class PlanExecutor:
             ),
             progress=self.progress,
             log=self.log,
+            on_done=self._retire_done,
         )
-
-    # ------------------------------------------------------------------ deletes
-    def _retire(self, new_id: str, succ: _Successor) -> None:
-        """Delete what a parsed successor replaces, then give it back its path's name."""
-        ok = all(self._delete(succ.path, ids, reason) for ids, reason in succ.deletes)
-        if ok and succ.name and succ.name != document_name(succ.path):
-            self._rename_back(new_id, succ.path)
-
-    def _finish(self, deletes: Sequence[Delete] = ()) -> None:
-        ready = [(i, succ) for i, succ in self._successors.items() if i in self.parses.done]
-        if ready:
-            self._in_pool("delete", self._retire, ready, len(ready))
-        for new_id, succ in list(self._successors.items()):
-            if new_id in self.parses.done:
-                continue
-            if new_id in self.parses.failed:
-                self.report.record(
-                    succ.path,
-                    "delete",
-                    "withheld",
-                    doc_id=new_id,
-                    detail="the new version failed to parse; the old one is kept",
-                )
-            elif new_id in self.parses.vanished:
-                self.retry_paths.add(succ.path)
-        for d in deletes:
-            self._delete(d.path, d.doc_ids, d.reason)
-        for doc_id in self.parses.vanished:
-            path = self._doc_path.get(doc_id)
-            if path is not None:
-                self.retry_paths.add(path)
-        self.report.add("parsed", len(self.parses.done))
-        self.report.add("parse_failed", len(self.parses.failed))
-        if self.opts.wait:
-            self.report.add("parse_pending", len(self.parses.pending))
-        for doc_id, msg in self.parses.failed.items():
-            path = self._doc_path.get(doc_id, "?")
-            self.failed_paths.add(path)  # retried already: another round would fail again
-            self.report.record(path, "parse", "failed", doc_id=doc_id, detail=msg)
-
-    def _rename_back(self, doc_id: str, path: str) -> None:
-        try:
-            self._rename(doc_id, path, None)
-        except RAGFlowError as exc:
-            self.log.warning("could not rename %s back to its path: %s", path, exc)
-
-    def _delete(self, path: str, doc_ids: Sequence[str], reason: str) -> bool:
-        """``reason``: removed / duplicate / superseded / stray, or ``retired`` (the old version of
-        a path this run replaced; part of the replace, not counted on its own). A document that
-        is gone already (another run deleted it) counts as deleted."""
-        action = {"removed": "delete", "retired": "retire"}.get(reason, "deduplicate")
-        try:
-            self.client.delete_documents(self.dataset_id, list(doc_ids))
-        except RAGFlowNotFoundError:
-            try:
-                left = list(self.client.documents_by_id(self.dataset_id, list(doc_ids)))
-                if left:
-                    self.client.delete_documents(self.dataset_id, left)
-            except RAGFlowError as exc:
-                self._fail(path, action, exc)
-                return False
-        except RAGFlowError as exc:
-            self._fail(path, action, exc)
-            return False
-        for doc_id in doc_ids:
-            self.report.record(path, action, "ok", doc_id=doc_id, detail=reason)
-        return True
 
     # ------------------------------------------------------------------ helpers
     def _fail(

@@ -179,9 +179,14 @@ def wait_for_parses(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     log: logging.Logger | None = None,
+    on_done: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Poll the pending documents by id until each was seen finished, vanished, or the deadline
-    passed. Failed parses are started again up to ``options.parse_retries`` times."""
+    passed. Failed parses are started again up to ``options.parse_retries`` times.
+
+    ``on_done``: called after each poll with the documents it saw ``DONE`` (before ``progress``),
+    so that what waits on them (the old version of a replaced file) need not wait for the rest.
+    """
     log = log or logger
     deadline = time.monotonic() + options.parse_timeout
     interval = options.poll_interval
@@ -202,7 +207,10 @@ def wait_for_parses(
                 return
             states = None
         if states is not None:
+            done_before = len(tracker.done)
             _settle(client, dataset_id, tracker, states, options, log)
+            if on_done is not None and len(tracker.done) > done_before:
+                on_done(sorted(i for i in states if i in tracker.done))
         if progress is not None:
             progress("parse", total - len(tracker.pending), total)
         if not tracker.pending:

@@ -253,3 +253,41 @@ def test_a_failing_server_stops_the_run_at_once_instead_of_per_file(
         assert report.converged
         by_path, docs = managed_docs(c, ds.id)
         assert len(by_path) == 60 and len(docs) == 60
+
+
+def test_an_old_version_is_retired_as_soon_as_its_successor_is_parsed(
+    ragflow_sandbox_factory, tmp_path
+):
+    """Replaced files: each old version goes when its own new version is DONE, not after the
+    last parse of the run (it is served twice only for the length of one parse)."""
+    import requests
+
+    server = ragflow_sandbox_factory(parse_serial=True)
+    files = {f"f{i}.txt": f"version one of {i}\n" * 20 for i in range(3)}
+    write_tree(tmp_path, files)
+    src = LocalFolderSource(tmp_path)
+    with RAGFlowClient(server.base_url, server.api_key) as c:
+        ds = c.create_dataset("retire-early")
+        assert sync_source(c, src, ds.id).converged
+        write_tree(tmp_path, {p: t.replace("one", "two") for p, t in files.items()})
+        server.set_parse_delay(0.5)  # one parser, half a second per document
+        seen: list[tuple[int, int]] = []
+
+        def raw_count() -> int:
+            r = requests.get(
+                f"{server.base_url}/api/v1/datasets/{ds.id}/documents",
+                params={"page": 1, "page_size": 100},
+                headers={"Authorization": f"Bearer {server.api_key}"},
+                timeout=10,
+            )
+            return len(r.json()["data"]["docs"])
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "parse" and 0 < done < total:
+                seen.append((done, raw_count()))
+
+        report = sync_source(c, src, ds.id, SyncOptions(), progress=progress)
+    assert report.converged and report.counts["replaced"] == 3
+    assert seen, "no poll saw some parses done and others still running"
+    # while parses are still running, each parsed file has one document, the others two
+    assert all(count == 6 - done for done, count in seen), seen
