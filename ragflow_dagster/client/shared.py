@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import orjson
@@ -184,10 +184,7 @@ class Shared:
             >>> a["team"] is b["team"], a == {"team": "legal"}
             (True, True)
         """
-        texts = self._texts
-        if len(texts) >= self.max_texts:  # forget the oldest; later repeats are shared again
-            texts.clear()
-        keep = texts.setdefault
+        keep = self._keeper()
         return {
             k: keep(v, v) if type(v) is str and len(v) <= SHORT else v for k, v in value.items()
         }
@@ -209,24 +206,22 @@ class Shared:
             found = cache[keys, known] = tuple(k for k in keys if k not in known)
         return found
 
+    def _keeper(self) -> Callable[[str, str], str]:
+        """``setdefault`` of the string cache (emptied first when full: later repeats are
+        shared again); ``keep(s, s)`` is the one object for strings equal to ``s``."""
+        texts = self._texts
+        if len(texts) >= self.max_texts:
+            texts.clear()
+        return texts.setdefault
+
     def text(self, value: str) -> str:
         """One string object for equal strings."""
-        texts = self._texts
-        found = texts.get(value)
-        if found is not None:
-            return found
-        if len(texts) >= self.max_texts:  # forget the oldest; later repeats are shared again
-            texts.clear()
-        texts[value] = value
-        return value
+        return self._keeper()(value, value)
 
     def values(self, raw: Mapping[str, Any], keys: Iterable[str]) -> FrozenDict:
         """A read-only mapping of ``keys`` of ``raw``: strings and mappings shared, lists made
         read-only."""
-        texts = self._texts
-        if len(texts) >= self.max_texts:
-            texts.clear()
-        keep = texts.setdefault
+        keep = self._keeper()
         out: dict[str, Any] = {}
         for k in keys:
             v = raw[k]

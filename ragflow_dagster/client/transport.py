@@ -475,19 +475,33 @@ class Transport:
         if stream:
             return self._stream_reply(resp, method, route, attempt)
         payload = _json_body(resp)
-        err = error_from_reply(
-            http_status=resp.status_code,
-            body=payload if isinstance(payload, dict) else None,
-            method=method,
-            route=route,
-            headers=resp.headers,
-            secrets=[self._secret.reveal()],
-            text=None if isinstance(payload, dict) else resp.text,
-        )
+        err = self._reply_error(resp, payload, method, route)
         if err is not None:
             raise err
         envelope = payload if isinstance(payload, dict) else {}  # (anything else raised above)
         return Reply(body=envelope, status=resp.status_code, attempts=attempt, response=resp)
+
+    def _reply_error(
+        self,
+        resp: requests.Response,
+        payload: Any,
+        method: str,
+        route: str,
+        *,
+        text: str | None = None,
+    ) -> RAGFlowError | None:
+        """The error a reply stands for (``None``: it is a success); ``text``: the body as read
+        already (default: the response's text, read only when the body is not a JSON object)."""
+        body = payload if isinstance(payload, dict) else None
+        return error_from_reply(
+            http_status=resp.status_code,
+            body=body,
+            method=method,
+            route=route,
+            headers=resp.headers,
+            secrets=[self._secret.reveal()],
+            text=None if body is not None else (resp.text if text is None else text),
+        )
 
     def _stream_reply(
         self, resp: requests.Response, method: str, route: str, attempt: int
@@ -503,15 +517,7 @@ class Transport:
             payload = _json.loads(text) if text else None
         except (ValueError, requests.RequestException):
             payload, text = None, ""
-        err = error_from_reply(
-            http_status=resp.status_code,
-            body=payload if isinstance(payload, dict) else None,
-            method=method,
-            route=route,
-            headers=resp.headers,
-            secrets=[self._secret.reveal()],
-            text=None if isinstance(payload, dict) else text,
-        )
+        err = self._reply_error(resp, payload, method, route, text=text)
         if err is None:  # a JSON file with code 0 in it: hand back what we read
             return Reply(
                 body={"_content": text.encode()},

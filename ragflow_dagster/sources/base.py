@@ -40,6 +40,14 @@ class SourceEntry:
     mime: str | None = None
 
 
+ENTRY_SETTERS = tuple(
+    getattr(SourceEntry, f).__set__
+    for f in ("path", "size", "modified", "change_token", "sha256", "mime")
+)
+"""The slots' setters of :class:`SourceEntry` in field order: listings that build an entry per
+file fill its slots with them (a frozen dataclass's ``__init__`` costs twice as much)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SkippedEntry:
     """A listed item that is not part of the inventory, and why.

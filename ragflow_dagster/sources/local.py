@@ -24,6 +24,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from ragflow_dagster.sources.base import (
+    ENTRY_SETTERS,
     ContentChangedError,
     KnownFingerprint,
     SkippedEntry,
@@ -33,10 +34,6 @@ from ragflow_dagster.sources.base import (
 )
 from ragflow_dagster.sources.filters import FileFilters
 
-_SLOT_SETTERS = tuple(
-    getattr(SourceEntry, f).__set__
-    for f in ("path", "size", "modified", "change_token", "sha256", "mime")
-)
 _S_ISDIR = stat_module.S_ISDIR
 _S_ISREG = stat_module.S_ISREG
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -188,7 +185,7 @@ class LocalFolderSource(Source):
         # call per file would cost a tenth of the whole walk).
         new = object.__new__
         cls = SourceEntry
-        set_path, set_size, set_modified, set_token, set_sha, set_mime = _SLOT_SETTERS
+        set_path, set_size, set_modified, set_token, set_sha, set_mime = ENTRY_SETTERS
         Skipped = SkippedEntry
         known_get = known.get if known else None
 

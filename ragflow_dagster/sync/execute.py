@@ -148,10 +148,10 @@ class PlanExecutor(Retirement):
             by_kind.setdefault(action.kind, []).append(action)
         started = time.monotonic()
 
-        for action in by_kind.get("unchanged", []):
-            assert isinstance(action, Unchanged)
-            if self.record_unchanged:
-                self.report.record(action.path, "unchanged", "ok", doc_id=action.doc_id)
+        unchanged = [a for a in by_kind.get("unchanged", []) if isinstance(a, Unchanged)]
+        if self.record_unchanged:
+            self.report.record_ok("unchanged", ((a.path, a.doc_id) for a in unchanged))
+        for action in unchanged:
             if action.pending:
                 self._doc_path[action.doc_id] = action.path
                 self.parses.watch(action.doc_id)

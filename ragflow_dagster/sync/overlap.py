@@ -30,14 +30,15 @@ from typing import Any, BinaryIO
 
 from ragflow_dagster.client import Document
 from ragflow_dagster.sources import FileFilters, Inventory, KnownFile, Source, build_inventory
-from ragflow_dagster.sources.base import KnownFingerprint, SkippedEntry, SourceEntry
+from ragflow_dagster.sources.base import (
+    ENTRY_SETTERS,
+    KnownFingerprint,
+    SkippedEntry,
+    SourceEntry,
+)
 from ragflow_dagster.sources.listing import Listing
 
 Batch = tuple[list[SourceEntry], list[SkippedEntry]]
-_SETTERS = tuple(
-    getattr(SourceEntry, f).__set__
-    for f in ("path", "size", "modified", "change_token", "sha256", "mime")
-)
 
 
 class ReplayedSource(Source):
@@ -95,7 +96,7 @@ class ReplayedSource(Source):
         del filters  # applied when the listing was made
         get = known.get if known else None
         new, cls = object.__new__, SourceEntry
-        set_path, set_size, set_modified, set_token, set_sha, set_mime = _SETTERS
+        set_path, set_size, set_modified, set_token, set_sha, set_mime = ENTRY_SETTERS
         for entries, skipped in self.batches:
             if get is None:
                 yield list(entries), list(skipped)
