@@ -14,7 +14,6 @@ Uses :mod:`benchmarks.bench_sources` (its tree and child processes).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 from typing import Any
@@ -37,8 +36,9 @@ def run(
     *, files: int = DEFAULT_FILES, rounds: int = 5, workdir: str | None = None
 ) -> dict[str, Any]:
     """Run LIST and return its result record."""
-    root = tempfile.mkdtemp(prefix="bench-list-", dir=workdir)
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-list-", dir=workdir, ignore_cleanup_errors=True
+    ) as root:
         make_tree(root, files)
         log(f"LIST: {files} files created; {rounds} interleaved rounds")
         timed = _child("--child-time", str(rounds), "1", ",".join(VARIANTS), root)
@@ -68,8 +68,6 @@ def run(
                 "same_files": {"goal": f"== {files}", "met": same},
             },
         }
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -168,8 +167,10 @@ def run(
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """Run P1a and return its result record (see the module docstring)."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p1a-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p1a-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         root = tmp / "tree"
         paths, total = generate_tree(root, files)
         log(f"P1a: generated {files} files, {total / 1e6:.1f} MB")
@@ -240,8 +241,6 @@ def run(
         contestants = [k for k in ("ours", "bare", "bare_meta_only", "sdk") if k in result]
         result["files_per_s"] = {k: round(files / result[k]["seconds"], 1) for k in contestants}
         return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

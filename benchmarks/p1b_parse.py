@@ -17,7 +17,6 @@ each (from the documents' ``update_time``: parse requests must start while uploa
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -133,8 +132,10 @@ def run(
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """Run P1b and return its result record (see the module docstring)."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p1b-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p1b-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         root = tmp / "tree"
         paths, total = generate_tree(root, files)
         log(f"P1b: generated {files} files, {total / 1e6:.1f} MB")
@@ -175,8 +176,6 @@ def run(
             "all_parsed": {"goal": f"== {files}", "met": all_parsed},
         }
         return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,8 +154,10 @@ def run(
     """Run P2 and return its result record."""
     from ragflow_dagster.client import RAGFlowClient
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p2-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p2-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         root = tmp / "tree"
         t0 = time.perf_counter()
         _, total = generate_tree(
@@ -213,8 +214,6 @@ def run(
             },
         )
         return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ timed, the second (nothing changed) is.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +52,10 @@ def run(*, files: int = 100_000, keys: int = 20_000, workdir: str | None = None)
     from ragflow_dagster.sync.identity import partition_key
 
     result: dict[str, Any] = {"name": "P3 sensor tick", "files": files, "keys": keys}
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p3-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p3-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         make_tree(str(tmp), files)
         src = LocalFolderSource(tmp)
         paths = [e.path for e in src.scan() if hasattr(e, "change_token")]
@@ -63,8 +64,6 @@ def run(*, files: int = 100_000, keys: int = 20_000, workdir: str | None = None)
         local.update(files=len(paths), goal_met=local["tick_seconds"] <= GOAL_LOCAL_S)
         result["local"] = local
         log(f"P3:   local tick {local['tick_seconds']}s")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
     with moto_server(keys) as srv:
         s3 = srv.client()

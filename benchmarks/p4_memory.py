@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,8 +47,10 @@ def run(*, size: int = DEFAULT_SIZE, workdir: str | None = None) -> dict[str, An
 
     from ragflow_dagster.client import RAGFlowClient
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p4-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p4-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         root = tmp / "tree"
         root.mkdir()
         big = root / "big.txt"
@@ -104,8 +105,6 @@ def run(*, size: int = DEFAULT_SIZE, workdir: str | None = None) -> dict[str, An
             "goals": {"peak_rss_mb": {"goal": f"<= {GOAL_MB:.0f}", "met": ok}},
             "psutil": psutil.__version__,
         }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _server_pid(srv: Any) -> int | None:

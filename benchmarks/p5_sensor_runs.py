@@ -6,7 +6,6 @@ applied as the daemon applies them, until two ticks in a row change nothing.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ def run(*, files: int = 10_000, workdir: str | None = None) -> dict[str, Any]:
     from ragflow_dagster.assets import build_ragflow_ingestion
     from ragflow_dagster.sensors import build_ragflow_sensor
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p5-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p5-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         make_tree(str(tmp), files)
         ing = build_ragflow_ingestion(source=str(tmp), dataset="p5", partitioning="files")
         instance = dg.DagsterInstance.ephemeral()
@@ -47,5 +48,3 @@ def run(*, files: int = 10_000, workdir: str | None = None) -> dict[str, Any]:
             "max_cursor_bytes": max(t.cursor_bytes for t in driver.ticks),
             "goals": {"runs": {"goal": f"<= {GOAL_RUNS}", "met": runs <= GOAL_RUNS}},
         }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -65,8 +64,10 @@ def run(
     from ragflow_dagster.sources import LocalFolderSource
     from ragflow_dagster.sync.engine import SyncOptions, sync_source
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-p6-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-p6-", dir=workdir, ignore_cleanup_errors=True
+    ) as scratch:
+        tmp = Path(scratch)
         root = tmp / "tree"
         paths, total = generate_tree(root, files, seed=23)
         result: dict[str, Any] = {
@@ -148,8 +149,6 @@ def run(
             },
         )
         return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
