@@ -24,6 +24,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -181,45 +182,36 @@ def run(
             "workers": workers,
             "files_per_request": files_per_request,
         }
-        _settle_disk()
-        with sandbox() as srv:
-            log("P1a: ours")
-            fpr = files_per_request
-            result["ours"] = run_ours(
-                srv.base_url, srv.api_key, root, workers=workers, files_per_request=fpr
-            )
-            log(f"P1a:   {result['ours']['seconds']:.2f}s")
-        _settle_disk()
-        with sandbox() as srv:
-            log("P1a: bare script")
-            result["bare"] = run_bare(
-                srv.base_url,
-                srv.api_key,
-                root,
-                paths,
-                workers=workers,
-                files_per_request=files_per_request,
-            )
-            log(f"P1a:   {result['bare']['seconds']:.2f}s")
-        _settle_disk()
-        with sandbox() as srv:
-            log("P1a: bare script, labels without the rename")
-            result["bare_meta_only"] = run_bare(
-                srv.base_url,
-                srv.api_key,
-                root,
-                paths,
-                workers=workers,
-                files_per_request=files_per_request,
-                rename=False,
-            )
-            log(f"P1a:   {result['bare_meta_only']['seconds']:.2f}s")
+        fpr = files_per_request
+        contestants: dict[str, tuple[str, Callable[[str, str], dict[str, Any]]]] = {
+            "ours": (
+                "ours",
+                lambda url, key: run_ours(url, key, root, workers=workers, files_per_request=fpr),
+            ),
+            "bare": (
+                "bare script",
+                lambda url, key: run_bare(
+                    url, key, root, paths, workers=workers, files_per_request=fpr
+                ),
+            ),
+            "bare_meta_only": (
+                "bare script, labels without the rename",
+                lambda url, key: run_bare(
+                    url, key, root, paths, workers=workers, files_per_request=fpr, rename=False
+                ),
+            ),
+        }
         if not skip_sdk:
+            contestants["sdk"] = (
+                "ragflow-sdk loop",
+                lambda url, key: run_sdk(url, key, root, paths),
+            )
+        for key, (title, contest) in contestants.items():  # each against a fresh sandbox
             _settle_disk()
             with sandbox() as srv:
-                log("P1a: ragflow-sdk loop")
-                result["sdk"] = run_sdk(srv.base_url, srv.api_key, root, paths)
-                log(f"P1a:   {result['sdk']['seconds']:.2f}s")
+                log(f"P1a: {title}")
+                result[key] = contest(srv.base_url, srv.api_key)
+                log(f"P1a:   {result[key]['seconds']:.2f}s")
         ours = result["ours"]["seconds"]
         r_bare = result["bare"]["seconds"] / ours
         result["ratios"] = {
