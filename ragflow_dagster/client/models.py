@@ -15,6 +15,7 @@ from sys import intern
 from typing import Any
 
 from ragflow_dagster.client.shared import EMPTY, Shared
+from ragflow_dagster.drafts import draft_class
 
 __all__ = [
     "RUN_STATES",
@@ -325,40 +326,37 @@ class Document:
         duration = get("process_duration")
         if duration is None:
             duration = get("process_duation")
-        values = (
-            doc_id if type(doc_id) is str else _str(doc_id),
-            intern(_str(dataset_id)),
-            name,
-            _int(get("size")),
-            intern(_str(suffix)),
-            intern(_str(get("type"))),
-            normalize_run(get("run")),
-            _float(get("progress")),
-            text(msg),
-            _int(chunks),
-            _int(tokens),
-            meta,
-            _int(get("create_time")),
-            _int(get("update_time")),
-            intern(_str(get("status"), "1")),
-            intern(_str(chunk_method)),
-            config,
-            None if begin in (None, "") else text(str(begin)),
-            _float(duration),
-            shared.values(raw, extra) if extra else EMPTY,
-        )
+        doc = _DOC_DRAFT()
+        doc.id = doc_id if type(doc_id) is str else _str(doc_id)
+        doc.dataset_id = intern(_str(dataset_id))
+        doc.name = name
+        doc.size = _int(get("size"))
+        doc.suffix = intern(_str(suffix))
+        doc.type = intern(_str(get("type")))
+        doc.run = normalize_run(get("run"))
+        doc.progress = _float(get("progress"))
+        doc.progress_msg = text(msg)
+        doc.chunk_count = _int(chunks)
+        doc.token_count = _int(tokens)
+        doc.meta_fields = meta
+        doc.create_time = _int(get("create_time"))
+        doc.update_time = _int(get("update_time"))
+        doc.status = intern(_str(get("status"), "1"))
+        doc.chunk_method = intern(_str(chunk_method))
+        doc.parser_config = config
+        doc.process_begin_at = None if begin in (None, "") else text(str(begin))
+        doc.process_duration = _float(duration)
+        doc.extra = shared.values(raw, extra) if extra else EMPTY
         if cls is not Document:  # a subclass may have fields or checks of its own
-            return cls(*values)
-        doc: Document = _new(Document)
-        for put, value in zip(_DOC_SETTERS, values, strict=True):
-            put(doc, value)
+            return cls(*(getattr(doc, name) for name in _DOC_FIELDS))
+        doc.__class__ = Document
         return doc
 
 
-_new = object.__new__
-_DOC_SETTERS = tuple(getattr(Document, f.name).__set__ for f in fields(Document))
-"""The slots' setters of :class:`Document` in field order: :meth:`Document.from_api` fills
-a record with them (a frozen dataclass's ``__init__`` costs three times as much)."""
+_DOC_DRAFT = draft_class(Document)
+"""The mutable twin of :class:`Document` (see :mod:`ragflow_dagster.drafts`) that
+:meth:`Document.from_api` fills (a frozen dataclass's ``__init__`` costs three times as much)."""
+_DOC_FIELDS = tuple(f.name for f in fields(Document))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from ragflow_dagster.client import Document
 from ragflow_dagster.sources import FileFilters, Inventory, KnownFile, Source, build_inventory
 from ragflow_dagster.sources.base import (
-    ENTRY_SETTERS,
+    ENTRY_DRAFT,
     KnownFingerprint,
     SkippedEntry,
     SourceEntry,
@@ -95,8 +95,7 @@ class ReplayedSource(Source):
         """The recorded batches; entries whose token and size match ``known`` get its sha256."""
         del filters  # applied when the listing was made
         get = known.get if known else None
-        new, cls = object.__new__, SourceEntry
-        set_path, set_size, set_modified, set_token, set_sha, set_mime = ENTRY_SETTERS
+        draft, cls = ENTRY_DRAFT, SourceEntry
         for entries, skipped in self.batches:
             if get is None:
                 yield list(entries), list(skipped)
@@ -111,15 +110,16 @@ class ReplayedSource(Source):
                     and k.change_token == e.change_token
                     and (k.size is None or k.size == e.size)
                 ):
-                    # a copy with the known sha256, its slots set directly (a tenth of the
-                    # cost of the frozen dataclass's __init__, once per unchanged file)
-                    copy = new(cls)
-                    set_path(copy, e.path)
-                    set_size(copy, e.size)
-                    set_modified(copy, e.modified)
-                    set_token(copy, e.change_token)
-                    set_sha(copy, k.sha256)
-                    set_mime(copy, e.mime)
+                    # a copy with the known sha256, built as a draft (a third of the cost of
+                    # the frozen dataclass's __init__, once per unchanged file)
+                    copy = draft()
+                    copy.path = e.path
+                    copy.size = e.size
+                    copy.modified = e.modified
+                    copy.change_token = e.change_token
+                    copy.sha256 = k.sha256
+                    copy.mime = e.mime
+                    copy.__class__ = cls
                     e = copy
                 add(e)
             yield out, list(skipped)

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragflow_dagster.drafts import draft_class
+
 REPORT_COUNTS = (
     "scanned",
     "uploaded",
@@ -42,9 +44,7 @@ class FileOutcome:
     detail: str = ""
 
 
-_OUTCOME_SETTERS = tuple(
-    getattr(FileOutcome, f).__set__ for f in ("path", "action", "status", "doc_id", "detail")
-)
+_OUTCOME_DRAFT = draft_class(FileOutcome)  # see ragflow_dagster.drafts
 
 
 @dataclass
@@ -114,17 +114,17 @@ class SyncReport:
     def record_ok(self, action: str, items: Iterable[tuple[str, str | None]]) -> None:
         """Record ``(path, doc_id)`` pairs as ``action`` / ``ok`` at once (a no-op resync's
         100,000 unchanged paths)."""
-        new, cls = object.__new__, FileOutcome
-        set_path, set_action, set_status, set_doc, set_detail = _OUTCOME_SETTERS
+        draft, cls = _OUTCOME_DRAFT, FileOutcome
         out: list[FileOutcome] = []
         add = out.append
         for path, doc_id in items:
-            o = new(cls)
-            set_path(o, path)
-            set_action(o, action)
-            set_status(o, "ok")
-            set_doc(o, doc_id)
-            set_detail(o, "")
+            o = draft()
+            o.path = path
+            o.action = action
+            o.status = "ok"
+            o.doc_id = doc_id
+            o.detail = ""
+            o.__class__ = cls
             add(o)
         with self._lock:
             self.outcomes.extend(out)
