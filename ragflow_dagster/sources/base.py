@@ -179,7 +179,11 @@ class Source(abc.ABC):
       :class:`ContentChangedError` when the entry changed since it was listed);
     * ``supports_stat``: :meth:`stat` gives a fresh entry for one path;
     * ``supports_object_metadata``: :meth:`object_metadata` gives one object's user metadata and
-      tags (S3), one request per kind asked for.
+      tags (S3), one request per kind asked for;
+    * ``reads_wait_on_network``: each read waits on a round trip (object stores, file servers),
+      so the inventory reads many files at once; when False (a local folder), small files are
+      read one after the other (thread hand-offs under the GIL cost more than reading a small
+      file from the page cache) and only large ones side by side.
 
     A subclass implements :attr:`uri`, :meth:`uri_for`, :meth:`open` and one of
     :meth:`scan_batches` or :meth:`scan` (each has a default built on the other). Listing goes
@@ -208,6 +212,7 @@ class Source(abc.ABC):
     supports_conditional_open: ClassVar[bool] = False
     supports_stat: ClassVar[bool] = False
     supports_object_metadata: ClassVar[bool] = False
+    reads_wait_on_network: ClassVar[bool] = True
 
     @property
     @abc.abstractmethod

@@ -339,7 +339,13 @@ def build_inventory(
                 want_mime=want_mime,
             )
 
-        results = _run(work, todo, max_workers)
+        results = _run(
+            work,
+            todo,
+            max_workers,
+            lambda i: entries[i].size,
+            inline_below=0 if source.reads_wait_on_network else BLOCK_SIZE,
+        )
         drop: set[int] = set()
         for i, res in zip(todo, results, strict=True):
             if res.hashed_bytes >= 0:
@@ -380,24 +386,42 @@ def _opener(source: Source) -> Callable[[SourceEntry], BinaryIO]:
 
 
 def _run(
-    work: Callable[[int], _ReadResult], todo: list[int], max_workers: int
+    work: Callable[[int], _ReadResult],
+    todo: list[int],
+    max_workers: int,
+    sizes: Callable[[int], int],
+    *,
+    inline_below: int = 0,
 ) -> list[_ReadResult]:
-    """Run ``work`` over ``todo`` with at most ``max_workers`` threads; results in order."""
-    if max_workers <= 1 or len(todo) == 1:
+    """Run ``work`` over ``todo`` with at most ``max_workers`` threads; results in order.
+
+    Files smaller than ``inline_below`` bytes are read by the calling thread, one after the
+    other, while the threads read the others (see ``Source.reads_wait_on_network``: hashing 550
+    local files of 34 KB took 0.21 s on 8 threads, 0.05 s in one)."""
+    threaded = [i for i in todo if sizes(i) >= inline_below]
+    if max_workers <= 1 or len(threaded) <= 1:
         return [work(i) for i in todo]
-    results: list[_ReadResult | None] = [None] * len(todo)
+    inline = iter([i for i in todo if sizes(i) < inline_below])
+    done: dict[int, _ReadResult] = {}
     window = max_workers * 4
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="inventory") as pool:
         pending: dict[Future[_ReadResult], int] = {}
         position = 0
-        while position < len(todo) or pending:
-            while position < len(todo) and len(pending) < window:
-                pending[pool.submit(work, todo[position])] = position
+        while position < len(threaded) or pending:
+            while position < len(threaded) and len(pending) < window:
+                pending[pool.submit(work, threaded[position])] = position
                 position += 1
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                results[pending.pop(fut)] = fut.result()
-    return [r for r in results if r is not None]  # every position was filled
+            i = next(inline, None)
+            if i is not None:  # a small file read here while the threads work
+                done[i] = work(i)
+                finished = [f for f in pending if f.done()]
+            else:
+                finished = list(wait(pending, return_when=FIRST_COMPLETED)[0])
+            for fut in finished:
+                done[threaded[pending.pop(fut)]] = fut.result()
+        for i in inline:
+            done[i] = work(i)
+    return [done[i] for i in todo]
 
 
 def _read_entry(
@@ -445,7 +469,9 @@ def _read_entry(
                         dataclasses.replace(entry, mime=mime), content_checked=check_content
                     )
                 assert isinstance(reader, HashingReader)
-                buf = bytearray(BLOCK_SIZE)
+                # no bigger than the file: a 1 MiB buffer per small file costs more (page
+                # faults, and the threads' mmap calls queue on one lock) than reading it
+                buf = bytearray(min(BLOCK_SIZE, max(0, entry.size) + 1))
                 while reader.readinto(buf):
                     pass
                 after = _fstat(raw)

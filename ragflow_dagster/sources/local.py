@@ -98,6 +98,7 @@ class LocalFolderSource(Source):
     supports_known_fingerprints = True
     supports_conditional_open = True
     supports_stat = True
+    reads_wait_on_network = False
 
     def __init__(self, root: str | os.PathLike[str], *, follow_symlinks: bool = True) -> None:
         self.root = os.path.abspath(os.fspath(root))

@@ -9,7 +9,8 @@ Order of work (each phase bounded in concurrency):
    Parse requests go out in batches as documents are labelled
    (:class:`~ragflow_dagster.sync.parse_wait.EarlyParses`);
 2. proofs, relabels, moves and adoptions (a download to prove content, then metadata updates),
-   while the server parses; an adoption whose proof fails is uploaded after them;
+   while the server parses (the last partial batch of parse requests goes out before them);
+   an adoption whose proof fails is uploaded after them;
 3. one batched parse request per 100 documents not requested yet;
 4. waiting (:mod:`ragflow_dagster.sync.parse_wait`): the awaited ids are polled in lists of 100
    until each was *seen* ``DONE``, failed, or vanished, or the deadline passed;
@@ -160,6 +161,7 @@ class PlanExecutor(Retirement):
         # of relabels and moves; adoptions that fail their proof are uploaded after them.
         uploads: list[Action] = [a for k in ("upload", "replace") for a in by_kind.get(k, [])]
         self._timed("upload", self._uploads, uploads)
+        self._timed("parse", self._flush_parses, None)
         self._timed(
             "labels",
             self._labels,
@@ -468,6 +470,12 @@ class PlanExecutor(Retirement):
             sent = self._early.want(doc_id)
             if sent:
                 self.report.add("parse_requested", sent)
+
+    def _flush_parses(self) -> None:
+        """The last partial batch of early parse requests, sent before the metadata-only work
+        (moves, relabels) so that the server is parsing while it runs."""
+        if self._early is not None:
+            self.report.add("parse_requested", self._early.flush())
 
     def _start_parses(self) -> None:
         before = self.parses.requested

@@ -65,6 +65,7 @@ class ReplayedSource(Source):
         self.change_token_is_content_hash = source.change_token_is_content_hash  # type: ignore[misc]
         self.supports_conditional_open = source.supports_conditional_open  # type: ignore[misc]
         self.supports_stat = source.supports_stat  # type: ignore[misc]
+        self.reads_wait_on_network = source.reads_wait_on_network  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"ReplayedSource({self.source!r})"

@@ -28,6 +28,8 @@ logger = logging.getLogger("ragflow_dagster.sync")
 _FAILED = frozenset({"FAIL", "CANCEL"})
 _PENDING = frozenset({"UNSTART", "RUNNING"})
 _MAX_BAD_POLLS = 5
+_MIN_POLL_INTERVAL = 0.02
+"""The shortest pause between polls (one request per 100 pending ids each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,17 @@ class EarlyParses:
                 return 0
             ids, self._ready = self._ready, []
             self._next = self.batch
+        return self._sent(ids)
+
+    def flush(self) -> int:
+        """Send what is waiting for its batch to fill (the uploads are over: the server should
+        parse it while the run does metadata-only work); returns the ids a request was sent for.
+        """
+        with self._lock:
+            ids, self._ready = self._ready, []
+        return self._sent(ids) if ids else 0
+
+    def _sent(self, ids: list[str]) -> int:
         with self._send:
             before = self.tracker.requested
             start_parses(self.client, self.dataset_id, self.tracker, ids)
@@ -192,8 +205,10 @@ def wait_for_parses(
     interval = options.poll_interval
     total = len(tracker.pending)
     bad_polls = 0
+    polled = time.monotonic()
     while tracker.pending:
         before = len(tracker.pending)
+        since, polled = time.monotonic() - polled, time.monotonic()
         try:
             states = client.documents_by_id(dataset_id, sorted(tracker.pending))
             bad_polls = 0
@@ -224,20 +239,36 @@ def wait_for_parses(
             return
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         interval = _next_interval(
-            interval, before - len(tracker.pending), len(tracker.pending), options
+            interval, before - len(tracker.pending), len(tracker.pending), options, since=since
         )
 
 
 def _next_interval(
-    interval: float, finished: int, pending: int, options: ParseWaitOptions
+    interval: float,
+    finished: int,
+    pending: int,
+    options: ParseWaitOptions,
+    *,
+    since: float = 0.0,
 ) -> float:
     """The pause before the next poll.
 
     While documents keep finishing, the pause goes back to the first interval, stretched by the
-    requests one poll costs (one per 100 pending ids), so the end of a long parse is seen soon
-    after it happens; while nothing finishes it grows by half up to the longest interval."""
+    requests one poll costs (one per 100 pending ids), and shortened to the time the pending
+    documents should take at the rate the last poll saw (``finished`` in ``since`` seconds), so
+    the end of a parse is seen soon after it happens; while nothing finishes the pause grows by
+    half up to the longest interval.
+
+    Example:
+        >>> opts = ParseWaitOptions(poll_interval=0.2)
+        >>> _next_interval(0.2, 4, 1000, opts), _next_interval(0.2, 4, 1, opts, since=0.2)
+        (2.0, 0.05)
+    """
     if finished > 0:
-        return min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
+        pause = min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
+        if since > 0:
+            pause = min(pause, max(_MIN_POLL_INTERVAL, since * pending / finished))
+        return pause
     return min(interval * 1.5, options.max_poll_interval)
 
 

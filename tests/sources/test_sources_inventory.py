@@ -183,3 +183,36 @@ def test_foreign_source_gets_filters_applied_afterwards():
     assert inv.by_path["a.md"].sha256 == hashlib.sha256(b"# a").hexdigest()
     assert inv.complete is False and inv.unlisted_prefixes == ["broken/", "explodes.txt"]
     assert inv.source_uri == "mem://" and inv.scanned == 6
+
+
+def test_local_small_files_are_read_in_the_calling_thread(tmp_path):
+    """A local folder's small files are hashed one after the other by the caller (threads cost
+    more than the reads); large ones, and every file of a source whose reads wait on a network,
+    by the inventory's threads."""
+    import threading
+
+    from ragflow_dagster.sources import LocalFolderSource, build_inventory
+    from ragflow_dagster.sources.hashing import BLOCK_SIZE
+
+    for i in range(6):
+        (tmp_path / f"small{i}.txt").write_bytes(b"x" * 1000 * (i + 1))
+    for i in range(3):
+        (tmp_path / f"big{i}.bin").write_bytes(bytes([i]) * (BLOCK_SIZE + 1))
+    readers: dict[str, str] = {}
+
+    class Recording(LocalFolderSource):
+        def open(self, path, *, expected_token=None):
+            readers[path] = threading.current_thread().name
+            return super().open(path, expected_token=expected_token)
+
+    class Remote(Recording):
+        reads_wait_on_network = True
+
+    inv = build_inventory(Recording(tmp_path), max_workers=4)
+    assert inv.hashed == 9
+    main = threading.current_thread().name
+    assert {p for p, t in readers.items() if t == main} == {f"small{i}.txt" for i in range(6)}
+    assert all(readers[f"big{i}.bin"].startswith("inventory") for i in range(3))
+    readers.clear()
+    assert build_inventory(Remote(tmp_path), max_workers=4).hashed == 9
+    assert all(t.startswith("inventory") for t in readers.values()), readers

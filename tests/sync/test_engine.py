@@ -291,3 +291,32 @@ def test_an_old_version_is_retired_as_soon_as_its_successor_is_parsed(
     assert seen, "no poll saw some parses done and others still running"
     # while parses are still running, each parsed file has one document, the others two
     assert all(count == 6 - done for done, count in seen), seen
+
+
+def test_the_last_parse_requests_go_out_before_the_moves(ragflow_sandbox_factory, tmp_path):
+    """An edit among many moves: the new version's parse request is sent as soon as it is
+    uploaded and labelled, not after the moves' updates (the server would sit idle meanwhile)."""
+    server = ragflow_sandbox_factory(parse_serial=True)
+    write_tree(tmp_path, {f"f{i:02d}.txt": f"file {i}\n" * 20 for i in range(12)})
+    src = LocalFolderSource(tmp_path)
+    with RAGFlowClient(server.base_url, server.api_key) as c:
+        ds = c.create_dataset("parse-before-moves")
+        assert sync_source(c, src, ds.id).converged
+        (tmp_path / "moved").mkdir()
+        for i in range(1, 12):
+            os.rename(tmp_path / f"f{i:02d}.txt", tmp_path / "moved" / f"f{i:02d}.txt")
+        (tmp_path / "f00.txt").write_text("file 0, edited\n" * 20)
+        order: list[str] = []
+
+        def hook(response, *args, **kwargs):
+            order.append(f"{response.request.method} {response.request.path_url.split('?')[0]}")
+
+        c._session.hooks.setdefault("response", []).append(hook)
+        report = sync_source(c, src, ds.id)
+    assert report.converged
+    assert report.counts["moved"] == 11 and report.counts["replaced"] == 1
+    parse = order.index(f"POST /api/v1/datasets/{ds.id}/chunks")
+    updates = [i for i, r in enumerate(order) if r.startswith("PATCH")]
+    # the new version's label comes first, then its parse request, then the 11 moves
+    assert len([i for i in updates if i < parse]) == 1, order
+    assert len([i for i in updates if i > parse]) >= 11, order
