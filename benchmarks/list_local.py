@@ -1,11 +1,14 @@
 """LIST: listing N local files — ``LocalFolderSource`` against a bare ``os.scandir`` walk.
 
-The tree (``N`` empty files, 100 per folder) is listed by three variants interleaved
-round-robin in one fresh process (one warm-up round, then ``rounds``; medians):
+The tree (``N`` empty files, 100 per folder) is listed by the variants below interleaved
+round-robin in one fresh process (one warm-up round, then ``rounds``, 15 by default: one walk
+varies by ±15 % on the shared 2-core machine; medians):
 
 * ``local-bare``: a bare ``os.scandir`` walk collecting ``(path, size, mtime_ns)``;
 * ``local-scan``: ``LocalFolderSource(root).scan()`` (one ``SourceEntry`` per file);
-* ``local-inventory``: ``build_inventory`` (no hashing).
+* ``local-inventory``: ``build_inventory`` (no hashing);
+* ``local-bare@paused``, ``local-scan@paused``: the first two with the collector paused around
+  the whole walk (the local walk pauses it itself since 2026-12-02).
 
 Goal: ``local-scan`` at most 1.2× the bare walk (``local-inventory`` is reported next to it).
 Uses :mod:`benchmarks.bench_sources` (its tree and child processes).
@@ -33,7 +36,7 @@ VARIANTS = (
 
 
 def run(
-    *, files: int = DEFAULT_FILES, rounds: int = 5, workdir: str | None = None
+    *, files: int = DEFAULT_FILES, rounds: int = 15, workdir: str | None = None
 ) -> dict[str, Any]:
     """Run LIST and return its result record."""
     with tempfile.TemporaryDirectory(
@@ -73,7 +76,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=DEFAULT_FILES)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args(argv)
     print(dump(run(files=args.files, rounds=args.rounds)))
     return 0
