@@ -205,10 +205,11 @@ def wait_for_parses(
     interval = options.poll_interval
     total = len(tracker.pending)
     bad_polls = 0
-    polled = time.monotonic()
+    polled: float | None = None  # when the last poll began (the first has no rate to go by)
     while tracker.pending:
         before = len(tracker.pending)
-        since, polled = time.monotonic() - polled, time.monotonic()
+        now = time.monotonic()
+        since, polled = (0.0 if polled is None else now - polled), now
         try:
             states = client.documents_by_id(dataset_id, sorted(tracker.pending))
             bad_polls = 0
