@@ -9,6 +9,7 @@ parsed. Waiting holds no thread per document: the ids are polled in lists of 100
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -205,11 +206,12 @@ def wait_for_parses(
     interval = options.poll_interval
     total = len(tracker.pending)
     bad_polls = 0
-    polled: float | None = None  # when the last poll began (the first has no rate to go by)
+    # the parse rate is measured from the first poll on (what finished before it says nothing
+    # about how fast the rest goes): when it began, and how many were pending after it
+    first: tuple[float, int] | None = None
     while tracker.pending:
         before = len(tracker.pending)
         now = time.monotonic()
-        since, polled = (0.0 if polled is None else now - polled), now
         try:
             states = client.documents_by_id(dataset_id, sorted(tracker.pending))
             bad_polls = 0
@@ -238,10 +240,21 @@ def wait_for_parses(
                 len(tracker.pending),
             )
             return
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        per_document = None
+        if first is None:
+            first = (now, len(tracker.pending))
+        elif first[1] > len(tracker.pending):
+            per_document = (now - first[0]) / (first[1] - len(tracker.pending))
         interval = _next_interval(
-            interval, before - len(tracker.pending), len(tracker.pending), options, since=since
+            interval,
+            before - len(tracker.pending),
+            len(tracker.pending),
+            options,
+            per_document=per_document,
         )
+        # the pause counts from when this poll began: its request and the work on its answer
+        # (retiring replaced versions) are part of it
+        time.sleep(max(0.0, min(now + interval, deadline) - time.monotonic()))
 
 
 def _next_interval(
@@ -250,27 +263,35 @@ def _next_interval(
     pending: int,
     options: ParseWaitOptions,
     *,
-    since: float = 0.0,
+    per_document: float | None = None,
 ) -> float:
     """The pause before the next poll.
 
-    While documents keep finishing, the pause goes back to the first interval, stretched by the
-    requests one poll costs (one per 100 pending ids), and shortened to the time the pending
-    documents should take at the rate the last poll saw (``finished`` in ``since`` seconds), so
-    the end of a parse is seen soon after it happens; while nothing finishes the pause grows by
-    half up to the longest interval.
+    While nothing finishes, the pause grows by half up to the longest interval. Once documents
+    finish, a step is chosen: the first interval stretched by the requests one poll costs (one
+    per 100 pending ids), at least the time one document takes (``per_document``, the rate
+    measured since the first poll: a poll more often sees nothing new), at most the longest
+    interval. The time the pending documents should still take is then cut into equal pauses
+    no longer than that step, so that a poll lands when the last of them should be done (one of
+    them counted half done: it is being parsed) and the end of a parse is seen soon after it
+    happens.
 
     Example:
         >>> opts = ParseWaitOptions(poll_interval=0.2)
-        >>> _next_interval(0.2, 4, 1000, opts), _next_interval(0.2, 4, 1, opts, since=0.2)
-        (2.0, 0.05)
+        >>> _next_interval(0.2, 0, 8, opts), _next_interval(0.2, 4, 1000, opts)
+        (0.30000000000000004, 2.0)
+        >>> round(_next_interval(0.2, 4, 8, opts, per_document=0.055), 3)  # 0.41 s in 3 polls
+        0.137
     """
-    if finished > 0:
-        pause = min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
-        if since > 0:
-            pause = min(pause, max(_MIN_POLL_INTERVAL, since * pending / finished))
-        return pause
-    return min(interval * 1.5, options.max_poll_interval)
+    if finished <= 0:
+        return min(interval * 1.5, options.max_poll_interval)
+    step = min(options.max_poll_interval, options.poll_interval * max(1, -(-pending // 100)))
+    if per_document is None:
+        return step
+    step = min(options.max_poll_interval, max(step, per_document))
+    # one of them is being parsed and, on average, half done
+    remaining = per_document * max(0.5, pending - 0.5)
+    return max(_MIN_POLL_INTERVAL, remaining / max(1, math.ceil(remaining / step)))
 
 
 def _settle(
