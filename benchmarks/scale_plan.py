@@ -4,8 +4,9 @@ The inventory (``SourceEntry`` records, sha256 unknown as for a local folder) an
 (``Document`` records labelled as this package labels them, all parsed) are built first, then
 timed: ``known_files`` (the fingerprints the inventory may reuse) and ``plan_sync`` make the
 figure; filling the inventory's known sha256 in between is timed apart (``fill_seconds``: the
-listing does it inside the walk, so LIST and P2 count it). The plan must be all-unchanged. Run in a fresh process (``python -m
-benchmarks.scale_plan --files N --json``) so that its peak RSS is its own.
+listing does it inside the walk, so LIST and P2 count it). The plan must be all-unchanged. Run
+in a fresh process (``python -m benchmarks.scale_plan --files N --json``) so that its peak RSS is
+its own.
 """
 
 from __future__ import annotations
