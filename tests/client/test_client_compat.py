@@ -210,8 +210,9 @@ def test_page_size_limit_is_learned(server):
             {},
             {"code": 100, "message": "ValueError('page_size must be less than or equal to 3')"},
         ),
+        # the newest page first (see Paging._pages), then the oldest
+        (200, {}, {"code": 0, "data": {"docs": docs[:1:-1], "total": 5}}),
         (200, {}, {"code": 0, "data": {"docs": docs[:3], "total": 5}}),
-        (200, {}, {"code": 0, "data": {"docs": docs[3:], "total": 5}}),
     )
     with _client(url) as c:
         assert [d.id for d in c.iter_documents("k")] == [d["id"] for d in docs]
@@ -415,13 +416,27 @@ def test_connection_refused_is_retried_then_unavailable():
     assert "COMPATSECRET" not in str(info.value) and "COMPATSECRET" not in repr(c)
 
 
+def test_a_server_ignoring_desc_still_lists_everything(server):
+    """The newest page read first is the oldest on a server that ignores ``desc``: the listing
+    then has nothing to count against and ends as before, instead of taking every later
+    document for one uploaded meanwhile."""
+    url, script = server
+    docs = [{**DOC, "id": f"d{i}", "create_time": 1_000 + i} for i in range(5)]
+    page_1 = (200, {}, {"code": 0, "data": {"docs": docs[:3], "total": 5}})
+    page_2 = (200, {}, {"code": 0, "data": {"docs": docs[3:], "total": 5}})
+    script.on("GET", "/datasets/k/documents", page_1, page_1, page_2)
+    with _client(url) as c:
+        assert [d.id for d in c.iter_documents("k", page_size=3)] == [d["id"] for d in docs]
+
+
 def test_server_ignoring_page_does_not_loop_forever(server):
     url, script = server
     docs = [{**DOC, "id": f"d{i}"} for i in range(3)]
     script.on("GET", "/datasets/k/documents", (200, {}, {"code": 0, "data": {"docs": docs}}))
     with _client(url) as c:
         assert [d.id for d in c.iter_documents("k", page_size=3)] == ["d0", "d1", "d2"]
-    assert len(script.hits("GET", "/datasets/k/documents")) == 2
+    # the newest page, then pages 1 and 2 (the same three again: the end)
+    assert len(script.hits("GET", "/datasets/k/documents")) == 3
 
 
 def test_delete_retry_after_lost_success_finishes_the_rest(server):

@@ -149,7 +149,9 @@ def test_a_page_that_only_stdlib_json_reads_is_still_read(synced):
 
     def odd(seen: Seen, body: dict) -> bytes:
         docs = body.get("data", {}).get("docs")
-        if seen.page == 1 and docs:
+        if seen.query.get("desc") == ["true"]:  # the newest page, read first
+            pass
+        elif seen.page == 1 and docs:
             docs[0]["progress"] = float("nan")
         elif seen.page == 2 and docs:  # alone on its page: orjson would read it as 1e20
             docs[0]["meta_fields"]["big"] = 10**20
@@ -162,3 +164,123 @@ def test_a_page_that_only_stdlib_json_reads_is_still_read(synced):
     assert sum(1 for d in docs if d.progress != d.progress) == 1  # the NaN came through
     bigs = [d.meta_fields["big"] for d in docs if "big" in d.meta_fields]
     assert bigs == [10**20] and type(bigs[0]) is int  # not orjson's float 1e20
+
+
+def test_a_delete_and_a_create_between_two_pages_are_never_a_complete_listing(synced):
+    """One document deleted and one uploaded by hand while the sync pages through the dataset.
+
+    The total stays the same, so it proves nothing: oldest first, the delete shifts the first
+    document of the next page onto the page already read, and the new document lands at the
+    end. Before the fix that shifted document (here one whose file was removed) was never seen,
+    the listing passed its count, and the run said ``converged`` over a dataset that still held
+    it and had lost the deleted file's document.
+    """
+    sb, ds, src, _ = synced
+    order = raw_documents(sb.base_url, sb.api_key, ds)  # oldest first, as the sync lists
+    victim, shifted = order[0], order[100]  # the first of page 1; the first of page 2
+    (src / shifted["meta_fields"]["source_path"]).unlink()
+    files = read_tree(src)
+    hand: dict[str, str] = {}
+    auth = {"Authorization": f"Bearer {sb.api_key}"}
+
+    def delete_and_create(seen: Seen) -> None:
+        oldest_first = seen.query.get("desc", ["true"])[0] == "false"
+        if seen.is_listing and oldest_first and seen.page == 2 and not hand:
+            r = requests.post(
+                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+                files=[("file", ("by-hand.txt", b"uploaded by hand\n"))],
+                headers=auth,
+                timeout=30,
+            )
+            hand["id"] = r.json()["data"][0]["id"]
+            r = requests.delete(
+                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+                json={"ids": [victim["id"]]},
+                headers=auth,
+                timeout=30,
+            )
+            assert r.json()["code"] == 0
+
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.before = delete_and_create
+        report = _sync_through(proxy, sb.api_key, ds, src)
+    assert hand, "the hand edit never ran"
+    assert report.converged
+    assert report.counts["uploaded"] == 1 and report.counts["deleted"] == 1
+    assert_exact(sb.base_url, sb.api_key, ds, files, others=[hand["id"]])
+
+
+def _hand_upload(sb, ds: str, names: list[str]) -> list[str]:
+    r = requests.post(
+        f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+        files=[("file", (n, f"{n} by hand\n".encode())) for n in names],
+        headers={"Authorization": f"Bearer {sb.api_key}"},
+        timeout=30,
+    )
+    assert r.json()["code"] == 0, r.text
+    return [d["id"] for d in r.json()["data"]]
+
+
+def _at_oldest_page_2(action):
+    """A proxy hook running ``action`` once, before the oldest-first page 2 is answered."""
+    ran: list[object] = []
+
+    def hook(seen: Seen) -> None:
+        oldest_first = seen.query.get("desc") == ["false"]
+        if seen.is_listing and oldest_first and seen.page == 2 and not ran:
+            ran.append(action())
+
+    return hook, ran
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_uploads_during_a_listing_change_nothing_it_must_prove(synced, width):
+    """Oldest first, documents uploaded meanwhile land at the end: nothing shifts, the listing
+    is complete and has them (no false alarm: overlapping runs upload all the time)."""
+    sb, ds, _src, _files = synced
+    before = {d["id"] for d in raw_documents(sb.base_url, sb.api_key, ds)}
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        c.list_concurrency = width
+        proxy.before, ran = _at_oldest_page_2(lambda: _hand_upload(sb, ds, ["x.txt", "y.txt"]))
+        seen = [d.id for d in c.iter_documents(ds)]
+    assert ran and len(seen) == len(set(seen))
+    assert before | set(ran[0]) == set(seen)
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_a_delete_and_an_upload_during_a_listing_raise_changed(synced, width):
+    sb, ds, _src, _files = synced
+    oldest = raw_documents(sb.base_url, sb.api_key, ds)[0]["id"]
+
+    def delete_and_upload() -> None:
+        _hand_upload(sb, ds, ["z.txt"])
+        r = requests.delete(
+            f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+            json={"ids": [oldest]},
+            headers={"Authorization": f"Bearer {sb.api_key}"},
+            timeout=30,
+        )
+        assert r.json()["code"] == 0
+
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        c.list_concurrency = width
+        proxy.before, ran = _at_oldest_page_2(delete_and_upload)
+        with pytest.raises(RAGFlowIncompleteListingError) as changed:
+            list(c.iter_documents(ds))
+        assert ran and changed.value.changed
+        # a fresh pass, with nothing changing, is complete again
+        assert len(list(c.iter_documents(ds))) == N
+
+
+def test_the_newest_page_read_first_costs_no_request(synced, ragflow_sandbox):
+    """250 documents: the newest page, then the two oldest-first pages that hold the other 150
+    (as many requests as pages); a dataset of one page: one request."""
+    sb, ds, _src, _files = synced
+    with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
+        assert len(list(c.iter_documents(ds))) == N
+        assert proxy.listings == 3
+        small = c.create_dataset(f"small-{ds[:8]}")
+        _hand_upload(sb, small.id, ["a.txt", "b.txt"])
+        proxy.listings = 0
+        assert [d.name for d in c.iter_documents(small.id)] == ["a.txt", "b.txt"]
+        assert proxy.listings == 1
