@@ -443,7 +443,7 @@ def _dry_run_new_dataset(source: Any, options: Any, name: str, inventory: Any, c
         inventory,
         [],
         options,
-        token_is_content=bool(getattr(source, "change_token_is_content_hash", False)),
+        token_is_content=source.change_token_is_content_hash,
     )
     for action in plan.actions:
         report.add("uploaded")

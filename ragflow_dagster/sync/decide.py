@@ -86,8 +86,8 @@ def mapped_action(
         return None
     why = rule_drift(
         desired.parse,
-        str(getattr(doc, "chunk_method", "") or ""),
-        getattr(doc, "parser_config", None) or {},
+        doc.chunk_method or "",
+        doc.parser_config or {},
     )
     if why is None:
         return None

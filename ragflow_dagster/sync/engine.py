@@ -37,7 +37,15 @@ from ragflow_dagster.sync.identity import (
 from ragflow_dagster.sync.lease import dataset_lease
 from ragflow_dagster.sync.metadata import MetadataSpec
 from ragflow_dagster.sync.overlap import list_both
-from ragflow_dagster.sync.plan import Delete, Plan, PlanOptions, Unchanged, plan_sync
+from ragflow_dagster.sync.plan import (
+    Delete,
+    Plan,
+    PlanOptions,
+    Replace,
+    Unchanged,
+    Upload,
+    plan_sync,
+)
 from ragflow_dagster.sync.report import SyncReport
 from ragflow_dagster.sync.rules import ParseRules
 from ragflow_dagster.sync.verify import list_complete, only_waiting, verdict
@@ -444,7 +452,7 @@ def _record_planned(report: SyncReport, plan: Plan) -> None:
             action.path,
             action.kind,
             "planned",
-            doc_id=getattr(action, "doc_id", None),
+            doc_id=None if isinstance(action, (Upload, Replace)) else action.doc_id,
             detail=planned_detail(action),
         )
     for d in plan.withheld_deletes:

@@ -189,9 +189,7 @@ def keeper_key(doc: RemoteDocument) -> tuple[int, str]:
 
 def _queued(doc: RemoteDocument) -> bool:
     """UNSTART, but a parse task was received (RAGFlow shows its SCHEDULE state as UNSTART)."""
-    return doc.run in UNPARSED_STATES and bool(
-        getattr(doc, "progress_msg", "") or getattr(doc, "process_begin_at", None)
-    )
+    return doc.run in UNPARSED_STATES and bool(doc.progress_msg or doc.process_begin_at)
 
 
 def _parse_state(doc: RemoteDocument) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import time
 
 from ragflow_dagster.client import Document, RAGFlowClient, RAGFlowIncompleteListingError
+from ragflow_dagster.sync.actions import Unchanged
 from ragflow_dagster.sync.plan import Delete, Plan
 
 logger = logging.getLogger("ragflow_dagster.sync")
@@ -63,8 +64,8 @@ def verdict(plan: Plan, *, parse: bool = True) -> str | None:
     """
     counts: dict[str, int] = {}
     for action in plan.actions:
-        if action.kind == "unchanged":
-            if getattr(action, "pending", False) and parse:
+        if isinstance(action, Unchanged):
+            if action.pending and parse:
                 counts["still parsing"] = counts.get("still parsing", 0) + 1
             continue
         if action.kind == "reparse" and not parse:

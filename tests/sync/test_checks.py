@@ -26,6 +26,10 @@ class Doc:
     chunk_count: int = 2
     meta_fields: dict[str, Any] = field(default_factory=dict)
     create_time: int = 0
+    chunk_method: str = "naive"
+    parser_config: dict[str, Any] = field(default_factory=dict)
+    progress_msg: str = ""
+    process_begin_at: str | None = None
 
 
 def entry(path: str, sha: str = "s", modified: float = 0.0) -> SourceEntry:

@@ -34,6 +34,10 @@ class Doc:
     chunk_count: int = 1
     meta_fields: dict[str, Any] = field(default_factory=dict)
     create_time: int = 0
+    chunk_method: str = "naive"
+    parser_config: dict[str, Any] = field(default_factory=dict)
+    progress_msg: str = ""
+    process_begin_at: str | None = None
     id: str = field(default_factory=lambda: f"doc{next(_ids)}")
 
 
