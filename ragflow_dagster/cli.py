@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragflow_dagster.cli_options import (
     DEFAULT_BACKOFF,
@@ -44,6 +44,9 @@ from ragflow_dagster.cli_options import (
     mapping_from_args,
     parse_size,
 )
+
+if TYPE_CHECKING:
+    from ragflow_dagster.client import RAGFlowError
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -328,7 +331,7 @@ def write_stats(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
-def explain_error(exc: Any, base_url: str) -> str:
+def explain_error(exc: RAGFlowError, base_url: str) -> str:
     """One line for a client error that stopped the run, naming what to check.
 
     Example:
@@ -339,7 +342,7 @@ def explain_error(exc: Any, base_url: str) -> str:
     """
     from ragflow_dagster.client import RAGFlowAuthError, RAGFlowUnavailableError
 
-    attempts = int(getattr(exc, "attempts", 1) or 1)
+    attempts = max(1, exc.attempts)
     tries = f"{attempts} attempt" + ("" if attempts == 1 else "s")
     if isinstance(exc, RAGFlowAuthError):
         return f"RAGFlow at {base_url}: {exc.message}"
