@@ -284,3 +284,51 @@ def test_the_newest_page_read_first_costs_no_request(synced, ragflow_sandbox):
         proxy.listings = 0
         assert [d.name for d in c.iter_documents(small.id)] == ["a.txt", "b.txt"]
         assert proxy.listings == 1
+
+
+def test_churn_by_hand_on_every_listing_still_ends_exact(ragflow_sandbox, tmp_path):
+    """Someone deletes their oldest document and uploads a new one while each of the sync's
+    listings is read (the first, the ones read again, the proof after the deletes): the run
+    must converge on exactly the folder, their documents untouched. Before the fix a document
+    skipped by the shift was taken as missing and uploaded again, and three rounds ended with a
+    duplicate left (not converged)."""
+    sb = ragflow_sandbox
+    auth = {"Authorization": f"Bearer {sb.api_key}"}
+    with RAGFlowClient(sb.base_url, sb.api_key) as c:
+        ds = c.create_dataset(f"churn-{tmp_path.name}"[:100]).id
+    theirs = _hand_upload(sb, ds, [f"theirs-{i}.txt" for i in range(8)])  # the oldest documents
+    src = tmp_path / "src"
+    files = _tree(src)
+    with RAGFlowClient(sb.base_url, sb.api_key) as c:
+        assert sync_source(c, LocalFolderSource(src), ds).converged
+    for path in sorted(files)[::12]:  # 21 files removed: their documents must go
+        (src / path).unlink()
+    files = read_tree(src)
+    churned: list[str] = []
+    after_its_deletes: list[str] = []  # churns while the sync proves what its deletes left
+
+    def churn(seen: Seen) -> None:
+        if seen.method == "DELETE" and seen.path.endswith("/documents"):
+            after_its_deletes.append("")  # the sync deleted: its next listing is a proof
+            return
+        oldest_first = seen.query.get("desc") == ["false"]
+        wanted = not churned or (after_its_deletes and len(churned) < 3)
+        if seen.is_listing and oldest_first and seen.page == 2 and wanted:
+            oldest = theirs.pop(0)
+            theirs.extend(_hand_upload(sb, ds, [f"theirs-new-{len(churned)}.txt"]))
+            r = requests.delete(
+                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+                json={"ids": [oldest]},
+                headers=auth,
+                timeout=30,
+            )
+            assert r.json()["code"] == 0
+            churned.append(oldest)
+
+    with LyingProxy(sb.base_url) as proxy:
+        proxy.before = churn
+        report = _sync_through(proxy, sb.api_key, ds, src)
+    assert len(churned) == 3 and after_its_deletes, churned
+    assert report.converged and report.counts["deleted"] == 21
+    assert report.counts["uploaded"] == 0
+    assert_exact(sb.base_url, sb.api_key, ds, files, others=theirs)
