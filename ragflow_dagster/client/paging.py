@@ -175,10 +175,11 @@ class Paging(Transport):
                     method="GET",
                     route=API_PREFIX + path,
                 )
-            count = state.seen + state.count_fresh(items)
-            if len(items) < state.page_size and total is not None and count < total:
-                problem = f"page {page} ended at {count} of {total} items"
-                continue
+            if len(items) < state.page_size and total is not None:  # the last page: all seen?
+                count = state.seen + state.count_fresh(items)
+                if count < total:
+                    problem = f"page {page} ended at {count} of {total} items"
+                    continue
             return items, total
         raise RAGFlowIncompleteListingError(
             f"listing {API_PREFIX + path} is incomplete: {problem} ({_PAGE_ATTEMPTS} attempts)",
@@ -392,9 +393,8 @@ class _Progress:
         self.seen = 0  # distinct items seen
         self.last_total: int | None = None
         self._ids: set[str] = set()
-        self._held: dict[
-            str, Any
-        ] = {}  # the newest page's items, by id, until an older page has them
+        # the newest page's items, by id, until an older page has them
+        self._held: dict[str, Any] = {}
         self._head = 0  # how many items the newest page held
         self._born_by: int | None = None  # the newest create_time when the listing began
         self._existed: int | None = None  # the total when the listing began
@@ -459,7 +459,7 @@ class _Progress:
     def prove(self, route: str) -> None:
         """Raise unless every document that existed when the listing began was seen."""
         existed = self._existed
-        if not self.proving or existed is None or self._old >= existed:
+        if self._born_by is None or existed is None or self._old >= existed:
             return
         raise RAGFlowIncompleteListingError(
             f"the listing changed while it was read ({existed - self._old} of the {existed} "

@@ -43,6 +43,27 @@ def synced(ragflow_sandbox, tmp_path):
     return ragflow_sandbox, ds.id, tmp_path / "src", files
 
 
+def _hand_upload(sb, ds: str, names: list[str]) -> list[str]:
+    r = requests.post(
+        f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+        files=[("file", (n, f"{n} by hand\n".encode())) for n in names],
+        headers={"Authorization": f"Bearer {sb.api_key}"},
+        timeout=30,
+    )
+    assert r.json()["code"] == 0, r.text
+    return [d["id"] for d in r.json()["data"]]
+
+
+def _hand_delete(sb, ds: str, ids: list[str]) -> None:
+    r = requests.delete(
+        f"{sb.base_url}/api/v1/datasets/{ds}/documents",
+        json={"ids": ids},
+        headers={"Authorization": f"Bearer {sb.api_key}"},
+        timeout=30,
+    )
+    assert r.json()["code"] == 0, r.text
+
+
 def _sync_through(proxy: LyingProxy, key: str, ds: str, src: Path, **opts):
     with RAGFlowClient(proxy.base_url, key, max_retries=1, backoff=0.01) as c:
         return sync_source(c, LocalFolderSource(src), ds, SyncOptions(**opts))
@@ -103,13 +124,7 @@ def test_documents_deleted_between_two_pages_are_neither_skipped_nor_duplicated(
     def delete_between_pages(seen: Seen) -> None:
         if seen.is_listing and seen.page == 2 and not done["deleted"]:
             done["deleted"] = True
-            r = requests.delete(
-                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-                json={"ids": victims},
-                headers={"Authorization": f"Bearer {sb.api_key}"},
-                timeout=30,
-            )
-            assert r.json()["code"] == 0
+            _hand_delete(sb, ds, victims)
 
     with LyingProxy(sb.base_url) as proxy:
         proxy.before = delete_between_pages
@@ -181,25 +196,12 @@ def test_a_delete_and_a_create_between_two_pages_are_never_a_complete_listing(sy
     (src / shifted["meta_fields"]["source_path"]).unlink()
     files = read_tree(src)
     hand: dict[str, str] = {}
-    auth = {"Authorization": f"Bearer {sb.api_key}"}
 
     def delete_and_create(seen: Seen) -> None:
         oldest_first = seen.query.get("desc", ["true"])[0] == "false"
         if seen.is_listing and oldest_first and seen.page == 2 and not hand:
-            r = requests.post(
-                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-                files=[("file", ("by-hand.txt", b"uploaded by hand\n"))],
-                headers=auth,
-                timeout=30,
-            )
-            hand["id"] = r.json()["data"][0]["id"]
-            r = requests.delete(
-                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-                json={"ids": [victim["id"]]},
-                headers=auth,
-                timeout=30,
-            )
-            assert r.json()["code"] == 0
+            [hand["id"]] = _hand_upload(sb, ds, ["by-hand.txt"])
+            _hand_delete(sb, ds, [victim["id"]])
 
     with LyingProxy(sb.base_url) as proxy:
         proxy.before = delete_and_create
@@ -208,17 +210,6 @@ def test_a_delete_and_a_create_between_two_pages_are_never_a_complete_listing(sy
     assert report.converged
     assert report.counts["uploaded"] == 1 and report.counts["deleted"] == 1
     assert_exact(sb.base_url, sb.api_key, ds, files, others=[hand["id"]])
-
-
-def _hand_upload(sb, ds: str, names: list[str]) -> list[str]:
-    r = requests.post(
-        f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-        files=[("file", (n, f"{n} by hand\n".encode())) for n in names],
-        headers={"Authorization": f"Bearer {sb.api_key}"},
-        timeout=30,
-    )
-    assert r.json()["code"] == 0, r.text
-    return [d["id"] for d in r.json()["data"]]
 
 
 def _at_oldest_page_2(action):
@@ -254,13 +245,7 @@ def test_a_delete_and_an_upload_during_a_listing_raise_changed(synced, width):
 
     def delete_and_upload() -> None:
         _hand_upload(sb, ds, ["z.txt"])
-        r = requests.delete(
-            f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-            json={"ids": [oldest]},
-            headers={"Authorization": f"Bearer {sb.api_key}"},
-            timeout=30,
-        )
-        assert r.json()["code"] == 0
+        _hand_delete(sb, ds, [oldest])
 
     with LyingProxy(sb.base_url) as proxy, RAGFlowClient(proxy.base_url, sb.api_key) as c:
         c.list_concurrency = width
@@ -293,7 +278,6 @@ def test_churn_by_hand_on_every_listing_still_ends_exact(ragflow_sandbox, tmp_pa
     skipped by the shift was taken as missing and uploaded again, and three rounds ended with a
     duplicate left (not converged)."""
     sb = ragflow_sandbox
-    auth = {"Authorization": f"Bearer {sb.api_key}"}
     with RAGFlowClient(sb.base_url, sb.api_key) as c:
         ds = c.create_dataset(f"churn-{tmp_path.name}"[:100]).id
     theirs = _hand_upload(sb, ds, [f"theirs-{i}.txt" for i in range(8)])  # the oldest documents
@@ -316,13 +300,7 @@ def test_churn_by_hand_on_every_listing_still_ends_exact(ragflow_sandbox, tmp_pa
         if seen.is_listing and oldest_first and seen.page == 2 and wanted:
             oldest = theirs.pop(0)
             theirs.extend(_hand_upload(sb, ds, [f"theirs-new-{len(churned)}.txt"]))
-            r = requests.delete(
-                f"{sb.base_url}/api/v1/datasets/{ds}/documents",
-                json={"ids": [oldest]},
-                headers=auth,
-                timeout=30,
-            )
-            assert r.json()["code"] == 0
+            _hand_delete(sb, ds, [oldest])
             churned.append(oldest)
 
     with LyingProxy(sb.base_url) as proxy:
